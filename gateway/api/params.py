@@ -1,0 +1,76 @@
+"""Reading request input: JSON bodies, form bodies and query strings, with field checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.errors import BadRequest
+
+MAX_FIELD = 4096
+
+
+async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise BadRequest("request body must be a JSON object", code="invalid_json")
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc.msg}",
+                         code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+async def any_params(request: Request) -> dict[str, Any]:
+    """Query string, overlaid by a JSON or form body (for send URLs that LAN devices call)."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method in ("POST", "PUT", "PATCH"):
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded" and (await request.body()).lstrip() \
+                .startswith(b"{"):
+            # `curl -d '{"to":…}'` without a JSON content type: the body says what it is.
+            params.update(await json_body(request))
+        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.form(max_files=0, max_fields=100)
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        else:
+            raw = await request.body()
+            if raw.strip():
+                if ctype not in ("application/json", "") and not ctype.endswith("+json") \
+                        and not raw.lstrip().startswith(b"{"):
+                    raise BadRequest(f"unsupported content type {ctype!r}; send JSON, a form "
+                                     "or a query string", code="unsupported_media_type")
+                params.update(await json_body(request))
+    return params
+
+
+def text_field(data: dict[str, Any], name: str, *, required: bool = True, max_len: int = MAX_FIELD,
+               default: str = "") -> str:
+    value = data.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise BadRequest(f"{name}: required", code="missing_field", field=name)
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name}: must be a string", code="invalid_field", field=name)
+    if len(value) > max_len:
+        raise BadRequest(f"{name}: longer than {max_len} characters", code="invalid_field",
+                         field=name)
+    return value.strip()
+
+
+def email_field(data: dict[str, Any], name: str = "email", *, required: bool = True) -> str:
+    value = text_field(data, name, required=required, max_len=254)
+    if value and ("@" not in value or value.startswith("@") or value.endswith("@")
+                  or any(c.isspace() for c in value)):
+        raise BadRequest(f"{name}: not an email address", code="invalid_field", field=name)
+    return value

@@ -1,0 +1,251 @@
+"""Configuration: a TOML file, then environment variables, over documented defaults.
+
+Every setting is a field of one of the section dataclasses below; its metadata carries the
+documentation, the environment variable that overrides it and its validation, so the loader,
+`config.example.toml` and the docs cannot drift apart (a test compares them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+DRIVERS = ("neonize", "simulated")
+
+
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    env: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    meta = {"doc": doc, "env": env, "choices": choices, "minimum": minimum, "maximum": maximum}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = setting("127.0.0.1", "Address to listen on; 0.0.0.0 for every interface.",
+                        env="WAGATE_HOST")
+    port: int = setting(8080, "TCP port to listen on.", env="WAGATE_PORT", minimum=1,
+                        maximum=65535)
+    public_url: str = setting(
+        "", "Base of send_url and qr_url as clients reach the daemon, e.g. https://wa.example.com. "
+        "Empty: derived from host and port.", env="WAGATE_PUBLIC_URL")
+    max_body_bytes: int = setting(65536, "Largest request body accepted; larger gets 413.",
+                                  minimum=1024)
+    shutdown_timeout: float = setting(
+        8.0, "Seconds SIGTERM waits for in-flight requests and sessions before exiting.",
+        minimum=0.5, maximum=60)
+    log_level: str = setting("info", "Log level.", env="WAGATE_LOG_LEVEL",
+                             choices=("debug", "info", "warning", "error"))
+    log_format: str = setting("text", "Log line format.", env="WAGATE_LOG_FORMAT",
+                              choices=("text", "json"))
+    access_log: bool = setting(True, "Log one line per request (tokens in paths are redacted).")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = setting("data", "Directory for the database, the server secret and the "
+                            "drivers' WhatsApp stores.", env="WAGATE_DATA_DIR")
+    database: str = setting("", "Database location. Empty: wagate.db in data_dir (embedded "
+                            "SQLite).", env="WAGATE_DATABASE")
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    driver: str = setting("simulated", "WhatsApp driver: neonize (real WhatsApp) or simulated "
+                          "(an in-process stand-in for demos and load tests).",
+                          env="WAGATE_DRIVER", choices=DRIVERS)
+    backoff_initial: float = setting(1.0, "First retry delay in seconds after a failed connect.",
+                                     minimum=0.01)
+    backoff_max: float = setting(300.0, "Longest retry delay in seconds.", minimum=0.01)
+    backoff_jitter: float = setting(0.2, "Random +/- fraction applied to each retry delay.",
+                                    minimum=0, maximum=1)
+    send_timeout: float = setting(30.0, "Seconds a send may take in the driver before it fails.",
+                                  minimum=0.1)
+    token_grace_seconds: int = setting(
+        86400, "After rotate-token, seconds the previous send URL keeps working.", minimum=0)
+
+
+@dataclass(frozen=True)
+class SimulatedConfig:
+    qr_codes: int = setting(6, "QR codes in one pairing attempt (whatsmeow: 6).", minimum=1)
+    qr_first_seconds: float = setting(60.0, "Lifetime of the first QR code (whatsmeow: 60).",
+                                      minimum=0.05)
+    qr_next_seconds: float = setting(20.0, "Lifetime of each later QR code (whatsmeow: 20).",
+                                     minimum=0.05)
+    connect_seconds: float = setting(0.2, "Time a connect takes.", minimum=0)
+    reconnect_seconds: float = setting(2.0, "Delay before a dropped connection comes back.",
+                                       minimum=0)
+    send_seconds: float = setting(0.02, "Time WhatsApp takes to acknowledge a send.", minimum=0)
+    delivered_seconds: float = setting(1.0, "Delay from sent to the delivered receipt.",
+                                       minimum=0)
+    read_seconds: float = setting(3.0, "Delay from delivered to the read receipt; negative: "
+                                  "never read.")
+    connect_failure_rate: float = setting(0.0, "Share of connects that fail (0..1).", minimum=0,
+                                          maximum=1)
+    send_failure_rate: float = setting(0.0, "Share of sends WhatsApp refuses (0..1).", minimum=0,
+                                       maximum=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.storage.database) if self.storage.database else self.data_dir / "wagate.db"
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        return self.local_url
+
+    @property
+    def local_url(self) -> str:
+        """How a process on this machine (the CLI) reaches the daemon."""
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is not a reachable host
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "storage": StorageConfig,
+    "sessions": SessionsConfig,
+    "simulated": SimulatedConfig,
+}
+
+
+def env_name(section: str, f: dataclasses.Field[Any]) -> str:
+    """The environment variable of a setting: its alias, else WAGATE_<SECTION>_<NAME>."""
+    alias: str | None = f.metadata.get("env")
+    return alias or f"WAGATE_{section}_{f.name}".upper()
+
+
+def _coerce(name: str, f: dataclasses.Field[Any], raw: Any, from_env: bool) -> Any:
+    kind = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float,
+                                                    "bool": bool}[str(f.type)]
+    value: Any
+    try:
+        if kind is bool:
+            if from_env:
+                lowered = str(raw).strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                value = lowered in ("1", "true", "yes", "on")
+            elif isinstance(raw, bool):
+                value = raw
+            else:
+                raise ValueError
+        elif kind is int:
+            if isinstance(raw, bool) or (not from_env and not isinstance(raw, int)):
+                raise ValueError
+            value = int(raw)
+        elif kind is float:
+            if isinstance(raw, bool) or (not from_env and not isinstance(raw, int | float)):
+                raise ValueError
+            value = float(raw)
+        else:
+            if not from_env and not isinstance(raw, str):
+                raise ValueError
+            value = str(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+    meta = f.metadata
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{name}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ConfigError(f"{name}: must be at least {meta['minimum']}, got {value!r}")
+    if meta["maximum"] is not None and value > meta["maximum"]:
+        raise ConfigError(f"{name}: must be at most {meta['maximum']}, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the file named by `path` or WAGATE_CONFIG (if any), then apply the environment."""
+    env = os.environ if env is None else env
+    path = path or env.get("WAGATE_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(f"config file {path}: unknown section [{key}]")
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [{section}] must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in fields:
+                raise ConfigError(f"{section}.{key}: unknown setting")
+        values: dict[str, Any] = {}
+        for name, f in fields.items():
+            var = env_name(section, f)
+            if var in env:
+                values[name] = _coerce(var, f, env[var], from_env=True)
+            elif name in table:
+                values[name] = _coerce(f"{section}.{name}", f, table[name], from_env=False)
+        sections[section] = cls(**values)
+    config = Config(**sections)
+    if config.sessions.backoff_max < config.sessions.backoff_initial:
+        raise ConfigError("sessions.backoff_max: must be at least sessions.backoff_initial")
+    return config
+
+
+def render_example() -> str:
+    """The text of config.example.toml: every setting at its default, documented."""
+    lines = [
+        "# wagate configuration. Every setting is shown at its default.",
+        "# Pass the file with `wagate --config PATH` or WAGATE_CONFIG=PATH; each setting can also",
+        "# be set by the environment variable named in its comment, which wins over the file.",
+    ]
+    for section, cls in SECTIONS.items():
+        lines += ["", f"[{section}]"]
+        for f in dataclasses.fields(cls):
+            lines.append(f"# {f.metadata['doc']}")
+            extra = []
+            if f.metadata["choices"]:
+                extra.append("one of: " + ", ".join(f.metadata["choices"]))
+            extra.append("env: " + env_name(section, f))
+            lines.append("# " + "; ".join(extra))
+            lines.append(f"{f.name} = {_toml_value(f.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

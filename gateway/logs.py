@@ -1,0 +1,63 @@
+"""Logging: human-readable or JSON lines, with every credential redacted before it is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+from gateway.tokens import TOKEN_PREFIXES
+
+_TOKEN = re.compile(
+    r"\b(whsec)_[A-Za-z0-9+/=]{6,}|\b(" + "|".join(p for p in TOKEN_PREFIXES if p != "whsec")
+    + r")_[A-Za-z0-9]{6,}")
+
+
+def redact_text(text: str) -> str:
+    return _TOKEN.sub(lambda m: f"{m.group(1) or m.group(2)}_…{m.group(0)[-4:]}", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self.converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+class JSONFormatter(RedactingFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%SZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact_text(json.dumps(entry, ensure_ascii=False))
+
+
+def configure_logging(level: str = "info", fmt: str = "text") -> None:
+    """Install one stderr handler on the root logger; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # Keep third-party chatter (neonize/whatsmeow forward DEBUG through ctypes) at WARNING.
+    for name in ("neonize", "whatsmeow", "aiosqlite", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,32 @@
+"""What the HTTP handlers share: config, store, token vault and the session manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import Config
+from gateway.store import Device, Store, User
+from gateway.tokens import DEVICE_TOKEN, USER_TOKEN, TokenVault
+from sessions.drivers.base import Driver
+from sessions.manager import SessionManager
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    vault: TokenVault
+    driver: Driver
+    manager: SessionManager
+
+    def device_token(self, device: Device) -> str:
+        return self.vault.derive(DEVICE_TOKEN, device.token_nonce)
+
+    def user_token(self, user: User) -> str:
+        return self.vault.derive(USER_TOKEN, user.token_nonce)
+
+    def send_url(self, device: Device) -> str:
+        return f"{self.config.public_url}/wa/{self.device_token(device)}/send"
+
+    def qr_url(self, device: Device) -> str:
+        return f"{self.config.public_url}/partner/devices/{device.session_id}/qr"

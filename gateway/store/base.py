@@ -1,0 +1,136 @@
+"""Records and the `Store` protocol the HTTP layer and the session manager talk to.
+
+Every method that reads or changes a partner's data takes the partner id, so tenant scoping is in
+the signature and cannot be forgotten in a handler. Methods that return only after a commit say so:
+what the API acknowledges is on disk before the response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: int
+    name: str
+    email: str
+    domain: str
+    status: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    partner_id: int
+    label: str
+    email: str
+    token_nonce: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    partner_id: int
+    user_id: int
+    session_id: str
+    name: str
+    token_nonce: str
+    status: str
+    linked: bool
+    phone: str | None
+    jid: str | None
+    status_since: float
+    last_error: str | None
+    created_at: float
+    prev_token_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    partner_id: int
+    device_id: int
+    recipient: str
+    kind: str
+    body: str
+    status: str
+    wa_id: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Inbound:
+    id: int
+    device_id: int
+    wa_id: str
+    sender: str
+    chat: str
+    kind: str
+    body: str
+    is_group: bool
+    received_at: float
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def schema_version(self) -> int: ...
+
+    # partners
+    async def create_partner(
+        self, name: str, email: str, domain: str, key_hash: str
+    ) -> Partner: ...
+    async def partner_by_key_hash(self, key_hash: str) -> Partner | None: ...
+    async def partner_by_id(self, partner_id: int) -> Partner | None: ...
+    async def list_partners(self) -> list[Partner]: ...
+    async def set_partner_key(self, partner_id: int, key_hash: str) -> None: ...
+    async def partner_counts(self, partner_id: int) -> dict[str, Any]: ...
+
+    # users
+    async def create_user(
+        self, partner_id: int, label: str, email: str, token_nonce: str, token_hash: str
+    ) -> User: ...
+    async def list_users(self, partner_id: int) -> list[User]: ...
+    async def user_by_token_hash(self, partner_id: int, token_hash: str) -> User | None: ...
+
+    # devices
+    async def create_device(
+        self, partner_id: int, user_id: int, session_id: str, name: str, token_nonce: str,
+        token_hash: str,
+    ) -> Device: ...
+    async def device_by_session(self, partner_id: int, session_id: str) -> Device | None: ...
+    async def device_by_id(self, device_id: int) -> Device | None: ...
+    async def device_by_token_hash(self, token_hash: str, now: float) -> Device | None: ...
+    async def list_devices(self, partner_id: int, user_id: int | None = None) -> list[Device]: ...
+    async def all_devices(self) -> list[Device]: ...
+    async def set_device_state(
+        self, device_id: int, status: str, *, linked: bool | None = None,
+        phone: str | None = None, jid: str | None = None, last_error: str | None = None,
+        clear_identity: bool = False,
+    ) -> None: ...
+    async def rotate_device_token(
+        self, partner_id: int, device_id: int, token_nonce: str, token_hash: str,
+        prev_valid_until: float,
+    ) -> None: ...
+    async def delete_device(self, partner_id: int, device_id: int) -> None: ...
+
+    # messages
+    async def create_message(
+        self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
+        body: str,
+    ) -> Message: ...
+    async def set_message_sent(self, message_id: str, wa_id: str) -> None: ...
+    async def set_message_failed(self, message_id: str, error: str) -> None: ...
+    async def apply_receipt(self, device_id: int, wa_ids: list[str], status: str) -> int: ...
+    async def message_by_id(self, partner_id: int, message_id: str) -> Message | None: ...
+    async def add_inbound(
+        self, device_id: int, wa_id: str, sender: str, chat: str, kind: str, body: str,
+        is_group: bool,
+    ) -> None: ...
+    async def list_inbound(self, partner_id: int, device_id: int, limit: int) -> list[Inbound]: ...

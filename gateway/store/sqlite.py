@@ -1,0 +1,362 @@
+"""The embedded store: SQLite in WAL mode through aiosqlite.
+
+One connection serialises everything (SQLite has one writer anyway); writes run in
+`BEGIN IMMEDIATE` transactions so a read-then-write never meets SQLITE_BUSY half way, and with
+`synchronous=FULL` a commit is on disk before the caller answers its client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.errors import StoreError
+from gateway.store.base import Device, Inbound, Message, Partner, User
+
+RECEIPT_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every bundled migration, in order."""
+    found = []
+    for entry in resources.files("gateway.store").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text()))
+    return sorted(found)
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, *, target_version: int | None = None) -> None:
+        self.path = Path(path)
+        self._target = target_version
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "busy_timeout=5000"):
+            await self._db.execute(f"PRAGMA {pragma}")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def _migrate(self) -> None:
+        await self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        current = await self.schema_version()
+        known = migrations()
+        if known and current > known[-1][0]:
+            raise StoreError(
+                f"database schema v{current} is newer than this wagate (v{known[-1][0]}); "
+                "upgrade wagate or restore a backup"
+            )
+        for version, name, sql in known:
+            if version <= current or (self._target is not None and version > self._target):
+                continue
+            async with self.transaction() as db:
+                # executescript would COMMIT on its own; run statement by statement instead.
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as c:
+            row = await c.fetchone()
+        return int(row[0]) if row else 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, tuple(args)) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
+    # -- partners -----------------------------------------------------------------------------
+
+    async def create_partner(self, name: str, email: str, domain: str, key_hash: str) -> Partner:
+        now = time.time()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO partners (name, email, domain, key_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?)", (name, email, domain, key_hash, now))
+            pid = cur.lastrowid
+        assert pid is not None
+        return Partner(pid, name, email, domain, "active", now)
+
+    async def partner_by_key_hash(self, key_hash: str) -> Partner | None:
+        row = await self._one("SELECT * FROM partners WHERE key_hash = ?", (key_hash,))
+        return _partner(row) if row else None
+
+    async def partner_by_id(self, partner_id: int) -> Partner | None:
+        row = await self._one("SELECT * FROM partners WHERE id = ?", (partner_id,))
+        return _partner(row) if row else None
+
+    async def list_partners(self) -> list[Partner]:
+        return [_partner(r) for r in await self._all("SELECT * FROM partners ORDER BY id")]
+
+    async def set_partner_key(self, partner_id: int, key_hash: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("UPDATE partners SET key_hash = ? WHERE id = ?",
+                             (key_hash, partner_id))
+
+    async def partner_counts(self, partner_id: int) -> dict[str, Any]:
+        users = await self._one("SELECT COUNT(*) FROM users WHERE partner_id = ?", (partner_id,))
+        by_status = await self._all(
+            "SELECT status, COUNT(*) FROM devices WHERE partner_id = ? AND deleted_at IS NULL "
+            "GROUP BY status", (partner_id,))
+        by_msg = await self._all(
+            "SELECT status, COUNT(*) FROM messages WHERE partner_id = ? GROUP BY status",
+            (partner_id,))
+        devices = {r[0]: r[1] for r in by_status}
+        messages = {r[0]: r[1] for r in by_msg}
+        return {
+            "users": users[0] if users else 0,
+            "devices": {"total": sum(devices.values()), **devices},
+            "messages": {"total": sum(messages.values()), **messages},
+        }
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def create_user(
+        self, partner_id: int, label: str, email: str, token_nonce: str, token_hash: str
+    ) -> User:
+        now = time.time()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO users (partner_id, label, email, token_nonce, token_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (partner_id, label, email, token_nonce, token_hash, now))
+            uid = cur.lastrowid
+        assert uid is not None
+        return User(uid, partner_id, label, email, token_nonce, now)
+
+    async def list_users(self, partner_id: int) -> list[User]:
+        rows = await self._all("SELECT * FROM users WHERE partner_id = ? ORDER BY id",
+                               (partner_id,))
+        return [_user(r) for r in rows]
+
+    async def user_by_token_hash(self, partner_id: int, token_hash: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE token_hash = ? AND partner_id = ?",
+                              (token_hash, partner_id))
+        return _user(row) if row else None
+
+    # -- devices ------------------------------------------------------------------------------
+
+    async def create_device(
+        self, partner_id: int, user_id: int, session_id: str, name: str, token_nonce: str,
+        token_hash: str,
+    ) -> Device:
+        now = time.time()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO devices (partner_id, user_id, session_id, name, token_nonce, "
+                "token_hash, status, status_since, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (partner_id, user_id, session_id, name, token_nonce, token_hash, "new", now, now))
+            did = cur.lastrowid
+        assert did is not None
+        return Device(did, partner_id, user_id, session_id, name, token_nonce, "new", False, None,
+                      None, now, None, now)
+
+    async def device_by_session(self, partner_id: int, session_id: str) -> Device | None:
+        row = await self._one(
+            "SELECT * FROM devices WHERE session_id = ? AND partner_id = ? AND deleted_at IS NULL",
+            (session_id, partner_id))
+        return _device(row) if row else None
+
+    async def device_by_id(self, device_id: int) -> Device | None:
+        row = await self._one("SELECT * FROM devices WHERE id = ? AND deleted_at IS NULL",
+                              (device_id,))
+        return _device(row) if row else None
+
+    async def device_by_token_hash(self, token_hash: str, now: float) -> Device | None:
+        row = await self._one(
+            "SELECT * FROM devices WHERE deleted_at IS NULL AND (token_hash = ? OR "
+            "(prev_token_hash = ? AND prev_token_until > ?))", (token_hash, token_hash, now))
+        return _device(row) if row else None
+
+    async def list_devices(self, partner_id: int, user_id: int | None = None) -> list[Device]:
+        if user_id is None:
+            rows = await self._all(
+                "SELECT * FROM devices WHERE partner_id = ? AND deleted_at IS NULL ORDER BY id",
+                (partner_id,))
+        else:
+            rows = await self._all(
+                "SELECT * FROM devices WHERE partner_id = ? AND user_id = ? "
+                "AND deleted_at IS NULL ORDER BY id", (partner_id, user_id))
+        return [_device(r) for r in rows]
+
+    async def all_devices(self) -> list[Device]:
+        rows = await self._all("SELECT * FROM devices WHERE deleted_at IS NULL ORDER BY id")
+        return [_device(r) for r in rows]
+
+    async def set_device_state(
+        self, device_id: int, status: str, *, linked: bool | None = None,
+        phone: str | None = None, jid: str | None = None, last_error: str | None = None,
+        clear_identity: bool = False,
+    ) -> None:
+        sets = ["status = ?", "last_error = ?",
+                "status_since = CASE WHEN status = ? THEN status_since ELSE ? END"]
+        args: list[Any] = [status, last_error, status, time.time()]
+        if linked is not None:
+            sets.append("linked = ?")
+            args.append(int(linked))
+        if clear_identity:
+            sets.append("phone = NULL, jid = NULL")
+        else:
+            if phone is not None:
+                sets.append("phone = ?")
+                args.append(phone)
+            if jid is not None:
+                sets.append("jid = ?")
+                args.append(jid)
+        args.append(device_id)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE devices SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - fixed names
+                args)
+
+    async def rotate_device_token(
+        self, partner_id: int, device_id: int, token_nonce: str, token_hash: str,
+        prev_valid_until: float,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE devices SET prev_token_hash = token_hash, prev_token_until = ?, "
+                "token_nonce = ?, token_hash = ? WHERE id = ? AND partner_id = ? "
+                "AND deleted_at IS NULL",
+                (prev_valid_until, token_nonce, token_hash, device_id, partner_id))
+
+    async def delete_device(self, partner_id: int, device_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE devices SET deleted_at = ?, token_hash = NULL, prev_token_hash = NULL, "
+                "status = 'deleted', linked = 0 WHERE id = ? AND partner_id = ?",
+                (time.time(), device_id, partner_id))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def create_message(
+        self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
+        body: str,
+    ) -> Message:
+        now = time.time()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, status, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
+                (message_id, partner_id, device_id, recipient, kind, body, now, now))
+        return Message(message_id, partner_id, device_id, recipient, kind, body, "sending", None,
+                       None, now, now)
+
+    async def set_message_sent(self, message_id: str, wa_id: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending') "
+                "THEN 'sent' ELSE status END, wa_id = ?, updated_at = ? WHERE id = ?",
+                (wa_id, time.time(), message_id))
+
+    async def set_message_failed(self, message_id: str, error: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE messages SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
+                (error, time.time(), message_id))
+
+    async def apply_receipt(self, device_id: int, wa_ids: list[str], status: str) -> int:
+        """Advance messages to `status`; receipts never move a message backwards."""
+        rank = RECEIPT_ORDER[status]
+        lower = [s for s, r in RECEIPT_ORDER.items() if r < rank]
+        marks = ",".join("?" * len(wa_ids))
+        states = ",".join("?" * len(lower))
+        async with self.transaction() as db:
+            cur = await db.execute(
+                f"UPDATE messages SET status = ?, updated_at = ? WHERE device_id = ? "  # noqa: S608
+                f"AND wa_id IN ({marks}) AND status IN ({states})",
+                (status, time.time(), device_id, *wa_ids, *lower))
+            return cur.rowcount
+
+    async def message_by_id(self, partner_id: int, message_id: str) -> Message | None:
+        row = await self._one("SELECT * FROM messages WHERE id = ? AND partner_id = ?",
+                              (message_id, partner_id))
+        return _message(row) if row else None
+
+    async def add_inbound(
+        self, device_id: int, wa_id: str, sender: str, chat: str, kind: str, body: str,
+        is_group: bool,
+    ) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO inbound (device_id, wa_id, sender, chat, kind, body, "
+                "is_group, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (device_id, wa_id, sender, chat, kind, body, int(is_group), time.time()))
+
+    async def list_inbound(self, partner_id: int, device_id: int, limit: int) -> list[Inbound]:
+        rows = await self._all(
+            "SELECT i.* FROM inbound i JOIN devices d ON d.id = i.device_id "
+            "WHERE i.device_id = ? AND d.partner_id = ? ORDER BY i.id DESC LIMIT ?",
+            (device_id, partner_id, limit))
+        return [Inbound(r["id"], r["device_id"], r["wa_id"], r["sender"], r["chat"], r["kind"],
+                        r["body"], bool(r["is_group"]), r["received_at"]) for r in rows]
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _partner(r: aiosqlite.Row) -> Partner:
+    return Partner(r["id"], r["name"], r["email"], r["domain"], r["status"], r["created_at"])
+
+
+def _user(r: aiosqlite.Row) -> User:
+    return User(r["id"], r["partner_id"], r["label"], r["email"], r["token_nonce"],
+                r["created_at"])
+
+
+def _device(r: aiosqlite.Row) -> Device:
+    return Device(r["id"], r["partner_id"], r["user_id"], r["session_id"], r["name"],
+                  r["token_nonce"], r["status"], bool(r["linked"]), r["phone"], r["jid"],
+                  r["status_since"], r["last_error"], r["created_at"], r["prev_token_until"])
+
+
+def _message(r: aiosqlite.Row) -> Message:
+    return Message(r["id"], r["partner_id"], r["device_id"], r["recipient"], r["kind"], r["body"],
+                   r["status"], r["wa_id"], r["error"], r["created_at"], r["updated_at"])

@@ -1,0 +1,1 @@
+"""WhatsApp sessions: one supervised task per device over a pluggable driver."""

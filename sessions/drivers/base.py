@@ -1,0 +1,63 @@
+"""The one seam between wagate and WhatsApp.
+
+A `Driver` is process-wide (it owns threads, stores, worker processes); it opens one
+`DriverSession` per device. A session is owned by exactly one supervisor, which calls it from the
+event loop only; the session reports progress by calling the supervisor's `EventSink`.
+
+The shape follows neonize/whatsmeow: `connect()` starts a long-lived connection and returns;
+pairing arrives as a stream of QR codes (or a pairing code asked for after the first QR); the
+library reconnects a linked session by itself after a drop; logout and bans end the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sessions.events import EventSink
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """What a driver needs to open a device's session."""
+
+    key: str  # stable per device (the session id); names its WhatsApp store
+    jid: str | None  # the linked account, to resume without a scan; None to pair
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    kind: str  # "text" for now; media kinds come with durable delivery
+    to: str  # E.164 digits without '+'
+    text: str
+
+
+class DriverSession(Protocol):
+    async def connect(self) -> None:
+        """Start connecting; raise `DriverNotReady` if that fails at once."""
+
+    async def pair_phone(self, phone: str) -> str:
+        """Ask for an 8-character pairing code; valid only while QR codes are being shown."""
+
+    async def send(self, message: OutgoingMessage, message_id: str | None) -> str:
+        """Send and return WhatsApp's message id (ours, when the driver can honour it)."""
+
+    async def logout(self) -> None:
+        """Unlink from the phone's side and delete this device's credentials."""
+
+    async def close(self) -> None:
+        """Disconnect and release everything; idempotent; must not raise."""
+
+
+class Driver(Protocol):
+    name: str
+    qr_window: float
+    """Seconds a pairing attempt lasts after its first QR code (the supervisor's deadline)."""
+    honours_message_ids: bool
+    """Whether `send(..., message_id)` keeps our id, so a retried send cannot duplicate."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def open_session(self, device: DeviceRef, sink: EventSink) -> DriverSession: ...
+    async def forget(self, key: str) -> None:
+        """Delete a device's stored WhatsApp credentials."""

@@ -1,0 +1,10 @@
+"""Message ids shaped like WhatsApp's, so one id can follow a message end to end."""
+
+from __future__ import annotations
+
+import secrets
+
+
+def new_message_id() -> str:
+    """3EB0 + 18 upper-case hex digits, as WhatsApp Web clients generate."""
+    return "3EB0" + secrets.token_hex(9).upper()

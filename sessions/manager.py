@@ -1,0 +1,126 @@
+"""The session manager: one supervised task per device, owned by one task group.
+
+`running()` restores every device from the store (linked devices reconnect without a scan), and
+on exit stops every supervisor within the shutdown deadline, then cancels what is left. A
+supervisor that crashes is restarted after a pause; it never takes another device or the API
+with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from gateway.config import SessionsConfig
+from gateway.errors import NotConnected
+from gateway.store import Device, Store
+from sessions.backoff import Backoff
+from sessions.drivers.base import Driver, OutgoingMessage
+from sessions.supervisor import DeviceSupervisor
+
+log = logging.getLogger("wagate.sessions")
+
+Listener = Callable[[DeviceSupervisor, str, dict[str, Any]], Awaitable[None]]
+
+
+class SessionManager:
+    def __init__(self, store: Store, driver: Driver, settings: SessionsConfig) -> None:
+        self.store = store
+        self.driver = driver
+        self.settings = settings
+        self.listeners: list[Listener] = []
+        self._supervisors: dict[int, DeviceSupervisor] = {}
+        self._scopes: dict[int, anyio.CancelScope] = {}
+        self._tg: TaskGroup | None = None
+        self.ready = False
+
+    @asynccontextmanager
+    async def running(self, shutdown_timeout: float = 8.0) -> AsyncIterator[SessionManager]:
+        await self.driver.start()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for device in await self.store.all_devices():
+                    self.add(device)
+                self.ready = True
+                try:
+                    yield self
+                finally:
+                    self.ready = False
+                    with anyio.move_on_after(shutdown_timeout, shield=True):
+                        await self.stop_all()
+                    tg.cancel_scope.cancel()
+                    self._tg = None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.driver.stop()
+
+    def add(self, device: Device) -> DeviceSupervisor:
+        if self._tg is None:
+            raise NotConnected("session manager is not running")
+        sup = DeviceSupervisor(device, self.driver, self.store, self.settings, self._notify)
+        self._supervisors[device.id] = sup
+        self._tg.start_soon(self._guard, sup, name=f"device {device.session_id}")
+        return sup
+
+    def get(self, device_id: int) -> DeviceSupervisor | None:
+        return self._supervisors.get(device_id)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._supervisors.values()))
+
+    async def remove(self, device_id: int, *, logout: bool) -> None:
+        """Stop a device's supervisor (logging out first if asked) and forget its session."""
+        sup = self._supervisors.get(device_id)
+        if sup is None:
+            return
+        with anyio.move_on_after(self.settings.send_timeout):
+            if logout:
+                await sup.logout()
+            await sup.stop()
+        scope = self._scopes.get(device_id)
+        if scope is not None and not sup.stopped.is_set():
+            scope.cancel()
+        self._supervisors.pop(device_id, None)
+
+    async def stop_all(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for sup in list(self._supervisors.values()):
+                tg.start_soon(sup.stop)
+
+    async def send(self, device_id: int, message: OutgoingMessage, message_id: str | None) -> str:
+        sup = self._supervisors.get(device_id)
+        if sup is None:
+            raise NotConnected("device session is not running")
+        return await sup.send(message, message_id)
+
+    async def _guard(self, sup: DeviceSupervisor) -> None:
+        pause = Backoff(self.settings.backoff_initial, self.settings.backoff_max,
+                        self.settings.backoff_jitter)
+        with anyio.CancelScope() as scope:
+            self._scopes[sup.device_id] = scope
+            try:
+                while True:
+                    try:
+                        await sup.run()
+                        return
+                    except Exception:
+                        log.exception("device %s: supervisor crashed; restarting", sup.key)
+                    await anyio.sleep(pause.next_delay())
+                    device = await self.store.device_by_id(sup.device_id)
+                    if device is None or self._supervisors.get(sup.device_id) is not sup:
+                        return
+                    sup = DeviceSupervisor(device, self.driver, self.store, self.settings,
+                                           self._notify)
+                    self._supervisors[device.id] = sup
+            finally:
+                self._scopes.pop(sup.device_id, None)
+
+    async def _notify(self, sup: DeviceSupervisor, name: str, data: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            await listener(sup, name, data)
