@@ -1,0 +1,118 @@
+"""The SQLite store: migrations, durability settings, tenant scoping, receipt ordering."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import StoreError
+from gateway.store.sqlite import SQLiteStore, migrations
+
+
+async def test_migrates_an_empty_database(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        assert await store.schema_version() == migrations()[-1][0]
+        async with store.db.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
+        async with store.db.execute("PRAGMA synchronous") as cur:
+            assert (await cur.fetchone())[0] == 2  # type: ignore[index]  # FULL
+    finally:
+        await store.close()
+
+
+async def test_migrates_from_the_previous_version_keeping_data(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    previous = migrations()[-2][0]
+    old = SQLiteStore(path, target_version=previous)
+    await old.open()
+    partner = await old.create_partner("A", "a@x", "", "h" * 64)
+    user = await old.create_user(partner.id, "u", "", "n1", "uh")
+    await old.create_device(partner.id, user.id, "wa_1", "phone", "n2", "dh")
+    assert await old.schema_version() == previous
+    await old.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == migrations()[-1][0]
+        assert (await store.partner_by_key_hash("h" * 64)) == partner
+        device = await store.device_by_session(partner.id, "wa_1")
+        assert device is not None
+        assert device.name == "phone"
+        await store.create_message("m1", partner.id, device.id, "91", "text", "hi")
+        assert (await store.message_by_id(partner.id, "m1")) is not None
+    finally:
+        await store.close()
+
+
+async def test_refuses_a_database_from_a_newer_wagate(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    with pytest.raises(StoreError, match="newer"):
+        await SQLiteStore(path).open()
+
+
+async def test_every_lookup_is_scoped_to_its_partner(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        a = await store.create_partner("A", "a@x", "", "ha")
+        b = await store.create_partner("B", "b@x", "", "hb")
+        ua = await store.create_user(a.id, "u", "", "n", "user-hash")
+        da = await store.create_device(a.id, ua.id, "wa_a", "d", "n", "dev-hash")
+        await store.create_message("m", a.id, da.id, "91", "text", "hi")
+        assert await store.user_by_token_hash(b.id, "user-hash") is None
+        assert await store.device_by_session(b.id, "wa_a") is None
+        assert await store.list_devices(b.id) == []
+        assert await store.list_users(b.id) == []
+        assert await store.message_by_id(b.id, "m") is None
+        assert await store.list_inbound(b.id, da.id, 10) == []
+        await store.delete_device(b.id, da.id)  # another partner's delete is a no-op
+        assert await store.device_by_session(a.id, "wa_a") is not None
+    finally:
+        await store.close()
+
+
+async def test_receipts_only_move_messages_forward(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        u = await store.create_user(p.id, "u", "", "n", "uh")
+        d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
+        await store.create_message("m", p.id, d.id, "91", "text", "hi")
+        await store.set_message_sent("m", "WA1")
+        assert await store.apply_receipt(d.id, ["WA1"], "read") == 1
+        assert await store.apply_receipt(d.id, ["WA1"], "delivered") == 0
+        message = await store.message_by_id(p.id, "m")
+        assert message is not None
+        assert message.status == "read"
+    finally:
+        await store.close()
+
+
+async def test_deleted_device_token_stops_resolving(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        u = await store.create_user(p.id, "u", "", "n", "uh")
+        d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
+        assert await store.device_by_token_hash("dh", 0) is not None
+        await store.rotate_device_token(p.id, d.id, "n2", "dh2", prev_valid_until=100.0)
+        assert await store.device_by_token_hash("dh", 50.0) is not None  # within grace
+        assert await store.device_by_token_hash("dh", 150.0) is None  # after grace
+        assert await store.device_by_token_hash("dh2", 150.0) is not None
+        await store.delete_device(p.id, d.id)
+        assert await store.device_by_token_hash("dh2", 0) is None
+        assert await store.all_devices() == []
+    finally:
+        await store.close()
