@@ -116,3 +116,27 @@ async def test_deleted_device_token_stops_resolving(tmp_path: Path) -> None:
         assert await store.all_devices() == []
     finally:
         await store.close()
+
+
+async def test_group_commit_isolates_a_failing_write(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3 as sq
+
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        u = await store.create_user(p.id, "u", "", "n", "uh")
+        d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
+        jobs = [store.create_message(f"m{i}", p.id, d.id, "91", "text", str(i))
+                for i in range(300)]
+        jobs.append(store.create_message("m7", p.id, d.id, "91", "text", "duplicate id"))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert len(failures) == 1
+        assert isinstance(failures[0], sq.IntegrityError)
+    finally:
+        await store.close()
+    with sq.connect(tmp_path / "w.db") as db:  # durable: visible to a fresh connection
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 300
+        assert db.execute("SELECT body FROM messages WHERE id = 'm7'").fetchone()[0] == "7"
