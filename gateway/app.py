@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from gateway.api import admin, devices, health, partners, send, sim, users
+from gateway.api import admin, devices, health, messages, partners, send, sim, users
 from gateway.api.responses import handle_api_error, handle_http_exception, handle_unexpected
 from gateway.config import Config
 from gateway.datadir import init_data_dir
@@ -27,7 +27,8 @@ log = logging.getLogger("wagate")
 
 def build_routes(config: Config) -> list[BaseRoute]:
     routes: list[BaseRoute] = [*health.routes, *partners.routes, *users.routes,
-                               *devices.routes, *send.routes, *admin.routes]
+                               *devices.routes, *send.routes, *messages.routes,
+                               *admin.routes]
     if config.sessions.driver == "simulated":
         routes += sim.routes
     return routes
@@ -40,7 +41,7 @@ def create_app(config: Config) -> Starlette:
         store = await open_store(str(config.database_path))
         try:
             driver = load_driver(config)
-            manager = SessionManager(store, driver, config.sessions)
+            manager = SessionManager(store, driver, config.sessions, config.delivery)
             # Half the budget for in-flight requests (uvicorn), half for the sessions.
             async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2):
                 app.state.services = Services(config, store, vault, driver, manager)

@@ -79,6 +79,31 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    send_wait: float = setting(
+        5.0, "Seconds a send request waits for WhatsApp to take the message before it answers "
+        "202 queued instead of 200 sent.", minimum=0, maximum=60)
+    queue_ttl: float = setting(86400.0, "Seconds a queued message waits for its device before it "
+                               "expires.", minimum=1)
+    max_attempts: int = setting(5, "Sends WhatsApp refused before a message is failed.",
+                                minimum=1)
+    retry_initial: float = setting(2.0, "First delay in seconds before resending a refused "
+                                   "message; doubles per attempt.", minimum=0.01)
+    retry_max: float = setting(300.0, "Longest delay between resends.", minimum=0.01)
+    rate_per_minute: float = setting(
+        20.0, "Messages per minute per device (anti-ban pacing); 0 turns pacing off.", minimum=0)
+    burst: int = setting(5, "Messages a device may send back to back before pacing applies.",
+                         minimum=1)
+    jitter: float = setting(0.3, "Random +/- fraction applied to each paced delay.", minimum=0,
+                            maximum=1)
+    recipient_cooldown: float = setting(
+        0.0, "Least seconds between two messages from one device to the same recipient.",
+        minimum=0)
+    idempotency_ttl: float = setting(86400.0, "Seconds an Idempotency-Key (or ref=) is "
+                                     "remembered.", minimum=60)
+
+
+@dataclass(frozen=True)
 class SimulatedConfig:
     qr_codes: int = setting(6, "QR codes in one pairing attempt (whatsmeow: 6).", minimum=1)
     qr_first_seconds: float = setting(60.0, "Lifetime of the first QR code (whatsmeow: 60).",
@@ -100,11 +125,43 @@ class SimulatedConfig:
 
 
 @dataclass(frozen=True)
+class NeonizeConfig:
+    devices_per_worker: int = setting(
+        25, "Devices per neonize worker process. A Go fault in neonize kills one worker, so this "
+        "is the blast radius; each worker costs about 65 MB before its devices.", minimum=1,
+        maximum=500)
+    ffi_concurrency: int = setting(
+        16, "Concurrent neonize calls (sends, pairing codes, logouts) per worker, on top of the "
+        "one thread each connected device holds.", minimum=1, maximum=256)
+    connect_timeout: float = setting(
+        30.0, "Seconds a connect waits for a worker process to start and accept the device "
+        "before the supervisor backs off.", minimum=1)
+    start_hold_seconds: float = setting(
+        1.0, "Longest time one device's start keeps the other devices of its worker from "
+        "starting or stopping (neonize's Go maps are not safe for concurrent starts); a start "
+        "that shows a QR code, connects or fails sooner releases them sooner.",
+        minimum=0.1, maximum=120)
+    worker_restart_limit: int = setting(
+        5, "Worker crashes within a minute after which no new worker is started until the "
+        "minute has passed (devices keep backing off meanwhile).", minimum=1)
+    worker_recycle_connects: int = setting(
+        200, "Connects after which a worker takes no new devices and exits once its devices "
+        "have moved (neonize leaks a database handle on every connect).", minimum=1)
+    worker_idle_seconds: float = setting(
+        30.0, "Seconds a worker without devices stays up before it exits.", minimum=0)
+    shutdown_timeout: float = setting(
+        2.5, "Seconds shutdown waits for the workers to stop their clients before killing them.",
+        minimum=0.1, maximum=30)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
+    neonize: NeonizeConfig = field(default_factory=NeonizeConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -135,7 +192,9 @@ SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "storage": StorageConfig,
     "sessions": SessionsConfig,
+    "delivery": DeliveryConfig,
     "simulated": SimulatedConfig,
+    "neonize": NeonizeConfig,
 }
 
 

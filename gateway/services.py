@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config import Config
 from gateway.store import Device, Store, User
@@ -18,6 +18,8 @@ class Services:
     vault: TokenVault
     driver: Driver
     manager: SessionManager
+    inflight: set[tuple[str, str]] = field(default_factory=set)
+    """Idempotency keys whose first request is still being answered."""
 
     def device_token(self, device: Device) -> str:
         return self.vault.derive(DEVICE_TOKEN, device.token_nonce)

@@ -9,6 +9,7 @@ with it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,11 +17,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from gateway.config import SessionsConfig
+from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import NotConnected
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
 from sessions.drivers.base import Driver, OutgoingMessage
+from sessions.outcomes import Outcomes
 from sessions.supervisor import DeviceSupervisor
 
 log = logging.getLogger("wagate.sessions")
@@ -29,10 +31,13 @@ Listener = Callable[[DeviceSupervisor, str, dict[str, Any]], Awaitable[None]]
 
 
 class SessionManager:
-    def __init__(self, store: Store, driver: Driver, settings: SessionsConfig) -> None:
+    def __init__(self, store: Store, driver: Driver, settings: SessionsConfig,
+                 delivery: DeliveryConfig | None = None) -> None:
         self.store = store
         self.driver = driver
         self.settings = settings
+        self.delivery = delivery or DeliveryConfig()
+        self.outcomes = Outcomes()
         self.listeners: list[Listener] = []
         self._supervisors: dict[int, DeviceSupervisor] = {}
         self._scopes: dict[int, anyio.CancelScope] = {}
@@ -45,6 +50,11 @@ class SessionManager:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                in_doubt = await self.store.requeue_in_doubt()
+                if in_doubt:
+                    log.warning("%d message(s) were being handed to WhatsApp when the daemon "
+                                "stopped; they are queued again", in_doubt)
+                tg.start_soon(self._expire_forever, name="queue expiry")
                 for device in await self.store.all_devices():
                     self.add(device)
                 self.ready = True
@@ -63,10 +73,30 @@ class SessionManager:
     def add(self, device: Device) -> DeviceSupervisor:
         if self._tg is None:
             raise NotConnected("session manager is not running")
-        sup = DeviceSupervisor(device, self.driver, self.store, self.settings, self._notify)
+        sup = self._supervisor(device)
         self._supervisors[device.id] = sup
         self._tg.start_soon(self._guard, sup, name=f"device {device.session_id}")
         return sup
+
+    def _supervisor(self, device: Device) -> DeviceSupervisor:
+        return DeviceSupervisor(device, self.driver, self.store, self.settings, self.delivery,
+                                self.outcomes, self._notify)
+
+    def wake(self, device_id: int) -> None:
+        """A message was queued for this device."""
+        sup = self._supervisors.get(device_id)
+        if sup is not None:
+            sup.dispatcher.wake()
+
+    async def _expire_forever(self) -> None:
+        interval = min(30.0, max(0.5, self.delivery.queue_ttl / 10))
+        while True:
+            await anyio.sleep(interval)
+            try:
+                for message in await self.store.expire_due(time.time()):
+                    self.outcomes.resolve(message.id, "expired")
+            except Exception:
+                log.exception("queue expiry failed; trying again")
 
     def get(self, device_id: int) -> DeviceSupervisor | None:
         return self._supervisors.get(device_id)
@@ -115,8 +145,7 @@ class SessionManager:
                     device = await self.store.device_by_id(sup.device_id)
                     if device is None or self._supervisors.get(sup.device_id) is not sup:
                         return
-                    sup = DeviceSupervisor(device, self.driver, self.store, self.settings,
-                                           self._notify)
+                    sup = self._supervisor(device)
                     self._supervisors[device.id] = sup
             finally:
                 self._scopes.pop(sup.device_id, None)

@@ -20,10 +20,11 @@ from typing import Any, Literal
 
 import anyio
 
-from gateway.config import SessionsConfig
+from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import DriverError, NotConnected, PairingError
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
+from sessions.dispatch import Dispatcher
 from sessions.drivers.base import DeviceRef, Driver, DriverSession, OutgoingMessage
 from sessions.events import (
     Banned,
@@ -39,6 +40,7 @@ from sessions.events import (
     Receipt,
     Replaced,
 )
+from sessions.outcomes import Outcomes
 from sessions.state import DeviceStatus
 
 log = logging.getLogger("wagate.sessions")
@@ -59,6 +61,7 @@ class _Command:
 
 class DeviceSupervisor:
     def __init__(self, device: Device, driver: Driver, store: Store, settings: SessionsConfig,
+                 delivery: DeliveryConfig, outcomes: Outcomes,
                  notify: Notify | None = None) -> None:
         self.device_id = device.id
         self.partner_id = device.partner_id
@@ -88,10 +91,29 @@ class DeviceSupervisor:
         self._stopping = False
         self._generation = 0
         self.stopped = anyio.Event()
+        self.outcomes = outcomes
+        self.dispatcher = Dispatcher(self, store, delivery, outcomes)
 
     # -- the actor ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._dispatch, name=f"dispatch {self.key}")
+            try:
+                await self._act()
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _dispatch(self) -> None:
+        """The outbox drain; a failure pauses it, never the supervisor."""
+        while True:
+            try:
+                await self.dispatcher.run()
+            except Exception:
+                log.exception("device %s: dispatcher failed; resuming", self.key)
+                await anyio.sleep(1)
+
+    async def _act(self) -> None:
         try:
             if self.linked:
                 await self._open("connect")
@@ -264,6 +286,8 @@ class DeviceSupervisor:
 
     async def _unlink(self, status: DeviceStatus, reason: str) -> None:
         self._mode, self._retry_at, self._deadline = "idle", None, None
+        for message in await self.store.fail_queued(self.device_id, f"device {status.value}"):
+            self.outcomes.resolve(message.id, "failed")
         self.linked, self.phone, self.jid = False, None, None
         try:
             await self.driver.forget(self.key)

@@ -46,11 +46,20 @@ async def test_connect_failures_back_off_and_recover(gateway: Gateway, partner: 
 
     status = await failing() or await wait_for(failing)
     assert "connect failure" in str(status["last_error"])
-    r = await gateway.client.post(device["send_url"], json={"to": "919876543210", "message": "x"})
-    assert r.status_code == 409
-    assert r.json()["code"] == "device_not_connected"
+    # a linked device that is reconnecting queues the message (202), it does not refuse it
+    r = await gateway.client.post(device["send_url"], json={"to": "919876543210",
+                                                            "message": "while down"})
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "queued"
+    assert r.json()["message"] == "Message queued"
     await partner.post(f"/sim/devices/{sid}/faults", json={})
     await partner.wait_status(sid, "connected", timeout=5)  # the backoff retried on its own
+
+    async def delivered() -> bool:
+        sent = (await partner.get(f"/sim/devices/{sid}/sent")).json()["messages"]
+        return any(m["message"] == "while down" for m in sent)
+
+    await wait_for(delivered)
 
 
 async def test_one_slow_or_failing_device_does_not_affect_another(
@@ -88,6 +97,7 @@ async def test_phone_logout_needs_a_new_qr(gateway: Gateway, partner: Partner) -
     assert status["phone"] is None
     r = await gateway.client.post(device["send_url"], json={"to": "919876543210", "message": "x"})
     assert r.status_code == 409
+    assert r.json()["code"] == "device_not_linked"
     r = await partner.get(f"/partner/devices/{sid}/qr")
     assert r.json()["type"] == "pending"
     await partner.link(sid, phone="14155552671")

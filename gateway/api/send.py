@@ -1,9 +1,17 @@
-"""The per-device send URL: the token in the path is the credential; GET or POST."""
+"""The per-device send URL: the token in the path is the credential; GET or POST.
+
+A send is committed to the outbox before any 2xx. The request then waits up to
+`delivery.send_wait` for WhatsApp to take it: 200 "Message sent" if it did, else 202
+"Message queued" (type stays "success", so seed clients keep working). `async=1` answers 202 at
+once. `Idempotency-Key` (or `ref=`) makes a retried request return the first answer.
+"""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import hashlib
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,16 +19,48 @@ from starlette.routing import Route
 
 from gateway.api.auth import device_by_send_token, services
 from gateway.api.params import any_params, text_field
-from gateway.api.responses import JSON, success
-from gateway.errors import Conflict, DriverError, NotConnected
+from gateway.api.responses import JSON
+from gateway.errors import BadRequest, Conflict, Unprocessable
 from gateway.phone import normalize_phone
-from sessions.drivers.base import OutgoingMessage
+from gateway.services import Services
+from gateway.store import Device, Idempotency, IdempotentReplay, Message
 from sessions.ids import new_message_id
-from sessions.state import DeviceStatus
-
-log = logging.getLogger("wagate.send")
+from sessions.state import LINKED_STATES, DeviceStatus
 
 MAX_TEXT = 4096 * 4  # WhatsApp's own text limit is 65,536; keep LAN payloads sane
+MAX_KEY = 255
+SENT = ("sent", "delivered", "read")
+
+
+def send_answer(device: Device, message: Message) -> JSON:
+    """The answer for a message in its current state (also used to replay idempotent sends)."""
+    base: dict[str, Any] = {"type": "success", "device": device.name, "message_id": message.id,
+                            "status": message.status}
+    if message.status in SENT:
+        return JSON({**base, "message": "Message sent"}, status_code=200)
+    if message.status in ("queued", "sending"):
+        return JSON({**base, "message": "Message queued"}, status_code=202)
+    return JSON({"type": "error", "code": f"message_{message.status}",
+                 "message": f"message {message.status}: {message.error or 'no reason given'}",
+                 "message_id": message.id, "status": message.status, "device": device.name},
+                status_code=502)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _idempotency(request: Request, device: Device, params: dict[str, Any], to: str,
+                 text: str) -> Idempotency | None:
+    key = request.headers.get("idempotency-key") or params.get("ref")
+    if key is None:
+        return None
+    key = str(key).strip()
+    if not key or len(key) > MAX_KEY:
+        raise BadRequest(f"Idempotency-Key: 1 to {MAX_KEY} characters", code="invalid_field",
+                         field="Idempotency-Key")
+    fingerprint = hashlib.sha256(f"text\0{to}\0{text}".encode()).hexdigest()
+    return Idempotency(f"device:{device.id}", key, fingerprint)
 
 
 async def send(request: Request) -> Response:
@@ -30,26 +70,49 @@ async def send(request: Request) -> Response:
     to = normalize_phone(text_field(params, "to", max_len=40))
     text = text_field(params, "message", max_len=MAX_TEXT)
     sup = svc.manager.get(device.id)
-    if sup is None or sup.status is not DeviceStatus.CONNECTED:
-        status = sup.status.value if sup else device.status
-        raise Conflict(f"device is not connected (status: {status})", code="device_not_connected",
-                       status=status)
+    status = sup.status if sup else DeviceStatus(device.status)
+    if status not in LINKED_STATES:
+        raise Conflict(f"device is not linked (status: {status.value}); link it first",
+                       code="device_not_linked", status=status.value)
+    idem = _idempotency(request, device, params, to, text)
+    inflight = svc.inflight
+    if idem is not None and (idem.scope, idem.key) in inflight:
+        raise Conflict("a request with this Idempotency-Key is still in progress",
+                       code="idempotency_in_progress")
     message_id = new_message_id()
-    await svc.store.create_message(message_id, device.partner_id, device.id, to, "text", text)
+    waiter = svc.manager.outcomes.watch(message_id)
     try:
-        wa_id = await sup.send(OutgoingMessage("text", to, text), message_id)
-    except NotConnected as exc:
-        await svc.store.set_message_failed(message_id, exc.reason)
-        raise Conflict(f"device is not connected: {exc.reason}", code="device_not_connected",
-                       message_id=message_id) from None
-    except DriverError as exc:
-        await svc.store.set_message_failed(message_id, exc.reason)
-        return JSON({"type": "error", "code": "send_failed",
-                     "message": f"WhatsApp did not accept the message: {exc.reason}",
-                     "message_id": message_id}, status_code=502)
-    await svc.store.set_message_sent(message_id, wa_id)
-    return success(message="Message sent", device=device.name, message_id=message_id,
-                   status="sent")
+        if idem is not None:
+            inflight.add((idem.scope, idem.key))
+        try:
+            message = await svc.store.enqueue_message(
+                message_id, device.partner_id, device.id, to, "text", text,
+                time.time() + svc.config.delivery.queue_ttl, idem,
+                svc.config.delivery.idempotency_ttl)
+        except IdempotentReplay as replay:
+            return await _replay(svc, device, replay)
+        svc.manager.wake(device.id)
+        if not _flag(params.get("async")) and svc.config.delivery.send_wait > 0:
+            await asyncio.wait({waiter}, timeout=svc.config.delivery.send_wait)
+        current = await svc.store.message_by_id(device.partner_id, message_id)
+        return send_answer(device, current or message)
+    finally:
+        svc.manager.outcomes.forget(message_id, waiter)
+        if idem is not None:
+            inflight.discard((idem.scope, idem.key))
+
+
+async def _replay(svc: Services, device: Device, replay: IdempotentReplay) -> Response:
+    if not replay.same:
+        raise Unprocessable("this Idempotency-Key was used with a different payload",
+                            code="idempotency_mismatch")
+    first = await svc.store.message_by_id(device.partner_id, replay.message_id or "")
+    if first is None:
+        raise Conflict("the first request with this key did not complete",
+                       code="idempotency_in_progress")
+    response = send_answer(device, first)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 routes = [Route("/wa/{device_token}/send", send, methods=["GET", "POST"])]

@@ -58,7 +58,11 @@ async def sim_inbound(request: Request) -> Response:
 
 async def sim_sent(request: Request) -> Response:
     world, key = await _world(request)
-    return success(messages=world.received(key))
+    raw = request.query_params.get("limit", "1000")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise BadRequest("limit: a whole number from 1 to 100000", code="invalid_field",
+                         field="limit")
+    return success(messages=world.received(key, int(raw)))
 
 
 async def sim_unlink(request: Request) -> Response:

@@ -1,8 +1,19 @@
 """Persistence behind one small interface, so a PostgreSQL store can sit beside SQLite."""
 
-from gateway.store.base import Device, Inbound, Message, Partner, Store, User
+from gateway.store.base import (
+    Device,
+    Idempotency,
+    IdempotentReplay,
+    Inbound,
+    Message,
+    MessageEvent,
+    Partner,
+    Store,
+    User,
+)
 
-__all__ = ["Device", "Inbound", "Message", "Partner", "Store", "User", "open_store"]
+__all__ = ["Device", "Idempotency", "IdempotentReplay", "Inbound", "Message", "MessageEvent",
+           "Partner", "Store", "User", "open_store"]
 
 
 async def open_store(url_or_path: str) -> Store:

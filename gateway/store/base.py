@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.errors import WagateError
+
 
 @dataclass(frozen=True)
 class Partner:
@@ -62,6 +64,34 @@ class Message:
     error: str | None
     created_at: float
     updated_at: float
+    attempts: int = 0
+    expires_at: float | None = None
+    in_doubt: bool = False
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    status: str
+    detail: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An `Idempotency-Key` (or `ref=`) seen before: which message it made, for which payload."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+class IdempotentReplay(WagateError):
+    """The key was used before; `message_id` is what it made; `same` if the payload matched."""
+
+    def __init__(self, message_id: str | None, same: bool) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+        self.same = same
 
 
 @dataclass(frozen=True)
@@ -129,6 +159,29 @@ class Store(Protocol):
     async def set_message_failed(self, message_id: str, error: str) -> None: ...
     async def apply_receipt(self, device_id: int, wa_ids: list[str], status: str) -> int: ...
     async def message_by_id(self, partner_id: int, message_id: str) -> Message | None: ...
+
+    # outbox
+    async def enqueue_message(
+        self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
+        body: str, expires_at: float | None, idempotency: Idempotency | None = None,
+        idempotency_ttl: float = 86400.0,
+    ) -> Message:
+        """Commit a queued message (raises `IdempotentReplay` for a key seen within the TTL)."""
+    async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]: ...
+    async def mark_sending(self, message_id: str) -> bool:
+        """queued -> sending; False if the message is no longer queued (expired, failed)."""
+    async def mark_sent(self, message_id: str, wa_id: str) -> None: ...
+    async def retry_later(self, message_id: str, at: float, error: str) -> None: ...
+    async def mark_failed(self, message_id: str, error: str) -> None: ...
+    async def requeue_in_doubt(self) -> int:
+        """After a crash: messages left `sending` go back to the queue, flagged in doubt."""
+    async def expire_due(self, now: float) -> list[Message]: ...
+    async def fail_queued(self, device_id: int, reason: str) -> list[Message]: ...
+    async def message_events(self, message_id: str) -> list[MessageEvent]: ...
+    async def list_messages(
+        self, partner_id: int, device_id: int, *, status: str | None, recipient: str | None,
+        since: float | None, until: float | None, before: str | None, limit: int,
+    ) -> list[Message]: ...
     async def add_inbound(
         self, device_id: int, wa_id: str, sender: str, chat: str, kind: str, body: str,
         is_group: bool,

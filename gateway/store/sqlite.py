@@ -19,7 +19,16 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.errors import StoreError
-from gateway.store.base import Device, Inbound, Message, Partner, User
+from gateway.store.base import (
+    Device,
+    Idempotency,
+    IdempotentReplay,
+    Inbound,
+    Message,
+    MessageEvent,
+    Partner,
+    User,
+)
 
 T = TypeVar("T")
 Job = Callable[[aiosqlite.Connection], Awaitable[T]]
@@ -379,16 +388,165 @@ class SQLiteStore:
         lower = [s for s, r in RECEIPT_ORDER.items() if r < rank]
         marks = ",".join("?" * len(wa_ids))
         states = ",".join("?" * len(lower))
-        cur = await self._exec(
-            f"UPDATE messages SET status = ?, updated_at = ? WHERE device_id = ? "  # noqa: S608
-            f"AND wa_id IN ({marks}) AND status IN ({states})",
-            (status, time.time(), device_id, *wa_ids, *lower))
-        return cur.rowcount
+
+        async def job(db: aiosqlite.Connection) -> int:
+            now = time.time()
+            cur = await db.execute(
+                f"UPDATE messages SET status = ?, updated_at = ? WHERE device_id = ? "  # noqa: S608
+                f"AND wa_id IN ({marks}) AND status IN ({states}) RETURNING id",
+                (status, now, device_id, *wa_ids, *lower))
+            ids = [r[0] for r in await cur.fetchall()]
+            for mid in ids:
+                await _event(db, mid, status, None, now)
+            return len(ids)
+
+        return await self._write(job)
 
     async def message_by_id(self, partner_id: int, message_id: str) -> Message | None:
         row = await self._one("SELECT * FROM messages WHERE id = ? AND partner_id = ?",
                               (message_id, partner_id))
         return _message(row) if row else None
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    async def enqueue_message(
+        self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
+        body: str, expires_at: float | None, idempotency: Idempotency | None = None,
+        idempotency_ttl: float = 86400.0,
+    ) -> Message:
+        now = time.time()
+
+        async def job(db: aiosqlite.Connection) -> None:
+            if idempotency is not None:
+                async with db.execute(
+                    "SELECT fingerprint, message_id FROM idempotency WHERE scope = ? AND key = ? "
+                    "AND created_at > ?",
+                    (idempotency.scope, idempotency.key, now - idempotency_ttl)) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    raise IdempotentReplay(row[1], row[0] == idempotency.fingerprint)
+                await db.execute(
+                    "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, message_id, "
+                    "created_at) VALUES (?, ?, ?, ?, ?)",
+                    (idempotency.scope, idempotency.key, idempotency.fingerprint, message_id, now))
+            await db.execute(
+                "INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, status, "
+                "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at))
+            await _event(db, message_id, "queued", None, now)
+
+        await self._write(job)
+        return Message(message_id, partner_id, device_id, recipient, kind, body, "queued", None,
+                       None, now, now, 0, expires_at)
+
+    async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
+        rows = await self._all(
+            "SELECT * FROM messages WHERE device_id = ? AND status = 'queued' "
+            "AND next_attempt_at <= ? ORDER BY rowid LIMIT ?", (device_id, now, limit))
+        return [_message(r) for r in rows]
+
+    async def mark_sending(self, message_id: str) -> bool:
+        async def job(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute(
+                "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+                "WHERE id = ? AND status = 'queued'", (time.time(), message_id))
+            if cur.rowcount:
+                await _event(db, message_id, "sending", None, time.time())
+            return bool(cur.rowcount)
+
+        return await self._write(job)
+
+    async def mark_sent(self, message_id: str, wa_id: str) -> None:
+        await self._transition(message_id, "sent", None, ("queued", "sending"), wa_id=wa_id)
+
+    async def retry_later(self, message_id: str, at: float, error: str) -> None:
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE messages SET status = 'queued', next_attempt_at = ?, error = ?, "
+                "updated_at = ? WHERE id = ? AND status = 'sending'",
+                (at, error, time.time(), message_id))
+            await _event(db, message_id, "retry", error, time.time())
+
+        await self._write(job)
+
+    async def mark_failed(self, message_id: str, error: str) -> None:
+        await self._transition(message_id, "failed", error, ("queued", "sending"))
+
+    async def _transition(self, message_id: str, status: str, error: str | None,
+                          allowed: tuple[str, ...], *, wa_id: str | None = None) -> bool:
+        async def job(db: aiosqlite.Connection) -> bool:
+            now = time.time()
+            marks = ",".join("?" * len(allowed))
+            cur = await db.execute(
+                f"UPDATE messages SET status = ?, error = COALESCE(?, error), "  # noqa: S608
+                f"wa_id = COALESCE(?, wa_id), updated_at = ? WHERE id = ? AND status IN ({marks})",
+                (status, error, wa_id, now, message_id, *allowed))
+            if cur.rowcount:
+                await _event(db, message_id, status, error, now)
+            return bool(cur.rowcount)
+
+        return await self._write(job)
+
+    async def requeue_in_doubt(self) -> int:
+        async def job(db: aiosqlite.Connection) -> int:
+            now = time.time()
+            cur = await db.execute(
+                "UPDATE messages SET status = 'queued', in_doubt = 1, updated_at = ? "
+                "WHERE status = 'sending' RETURNING id", (now,))
+            ids = [r[0] for r in await cur.fetchall()]
+            for mid in ids:
+                await _event(db, mid, "queued", "in doubt after a restart; sent again", now)
+            return len(ids)
+
+        return await self._write(job)
+
+    async def expire_due(self, now: float) -> list[Message]:
+        return await self._bulk_final(
+            "status = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?", (now,),
+            "expired", "not sent before the queue TTL")
+
+    async def fail_queued(self, device_id: int, reason: str) -> list[Message]:
+        return await self._bulk_final("device_id = ? AND status IN ('queued', 'sending')",
+                                      (device_id,), "failed", reason)
+
+    async def _bulk_final(self, where: str, args: tuple[Any, ...], status: str,
+                          reason: str) -> list[Message]:
+        async def job(db: aiosqlite.Connection) -> list[Message]:
+            now = time.time()
+            cur = await db.execute(
+                f"UPDATE messages SET status = ?, error = ?, updated_at = ? "  # noqa: S608
+                f"WHERE {where} RETURNING *", (status, reason, now, *args))
+            rows = [_message(r) for r in await cur.fetchall()]
+            for m in rows:
+                await _event(db, m.id, status, reason, now)
+            return rows
+
+        return await self._write(job)
+
+    async def message_events(self, message_id: str) -> list[MessageEvent]:
+        rows = await self._all(
+            "SELECT status, detail, at FROM message_events WHERE message_id = ? ORDER BY id",
+            (message_id,))
+        return [MessageEvent(r[0], r[1], r[2]) for r in rows]
+
+    async def list_messages(
+        self, partner_id: int, device_id: int, *, status: str | None, recipient: str | None,
+        since: float | None, until: float | None, before: str | None, limit: int,
+    ) -> list[Message]:
+        where = ["partner_id = ?", "device_id = ?"]
+        args: list[Any] = [partner_id, device_id]
+        for clause, value in (("status = ?", status), ("recipient = ?", recipient),
+                              ("created_at >= ?", since), ("created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if before is not None:
+            where.append("rowid < (SELECT rowid FROM messages WHERE id = ? AND partner_id = ?)")
+            args += [before, partner_id]
+        rows = await self._all(
+            f"SELECT * FROM messages WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY rowid DESC LIMIT ?", (*args, limit))
+        return [_message(r) for r in rows]
 
     async def add_inbound(
         self, device_id: int, wa_id: str, sender: str, chat: str, kind: str, body: str,
@@ -437,5 +595,15 @@ def _device(r: aiosqlite.Row) -> Device:
 
 
 def _message(r: aiosqlite.Row) -> Message:
+    keys = r.keys()
     return Message(r["id"], r["partner_id"], r["device_id"], r["recipient"], r["kind"], r["body"],
-                   r["status"], r["wa_id"], r["error"], r["created_at"], r["updated_at"])
+                   r["status"], r["wa_id"], r["error"], r["created_at"], r["updated_at"],
+                   r["attempts"] if "attempts" in keys else 0,
+                   r["expires_at"] if "expires_at" in keys else None,
+                   bool(r["in_doubt"]) if "in_doubt" in keys else False)
+
+
+async def _event(db: aiosqlite.Connection, message_id: str, status: str, detail: str | None,
+                 at: float) -> None:
+    await db.execute("INSERT INTO message_events (message_id, status, detail, at) "
+                     "VALUES (?, ?, ?, ?)", (message_id, status, detail, at))

@@ -1,0 +1,110 @@
+"""Drain one device's outbox into its WhatsApp session: FIFO, paced, retried, durable.
+
+Every message is committed as `queued` before the client hears 2xx. The dispatcher marks it
+`sending` (committed) before handing it to the driver and `sent` with WhatsApp's id after; a
+crash in between leaves it `sending`, and the next start puts it back in the queue flagged
+`in_doubt` and sends it again — with the same id where the driver honours ids (the simulated one
+does, so WhatsApp would drop the duplicate), otherwise at-least-once (see docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from gateway.config import DeliveryConfig
+from gateway.errors import DriverError, NotConnected
+from gateway.store import Message, Store
+from sessions.backoff import Backoff
+from sessions.drivers.base import OutgoingMessage
+from sessions.outcomes import Outcomes
+from sessions.pacing import Pacer
+from sessions.state import DeviceStatus
+
+if TYPE_CHECKING:
+    from sessions.supervisor import DeviceSupervisor
+
+log = logging.getLogger("wagate.dispatch")
+
+BATCH = 64
+IDLE_POLL = 5.0  # re-read the queue this often even without a wake-up (retries falling due)
+
+
+class Dispatcher:
+    def __init__(self, sup: DeviceSupervisor, store: Store, settings: DeliveryConfig,
+                 outcomes: Outcomes) -> None:
+        self.sup = sup
+        self.store = store
+        self.settings = settings
+        self.outcomes = outcomes
+        self.pacer = Pacer(settings)
+        self._wake = asyncio.Event()
+        self._retry_at: float | None = None  # earliest resend this dispatcher scheduled
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if self.sup.status is not DeviceStatus.CONNECTED:
+                await self.sup.changed()
+                continue
+            self._wake.clear()
+            batch = await self.store.next_queued(self.sup.device_id, time.time(), BATCH)
+            if not batch:
+                await self._idle()
+                continue
+            for message in batch:
+                if not await self._deliver(message):
+                    break
+
+    async def _idle(self) -> None:
+        timeout = IDLE_POLL
+        if self._retry_at is not None:
+            timeout = min(timeout, self._retry_at - time.time())
+            if timeout <= 0:
+                self._retry_at = None  # due now: the next read of the queue picks it up
+                return
+        wake = asyncio.ensure_future(self._wake.wait())
+        change = asyncio.ensure_future(self.sup.changed())
+        try:
+            await asyncio.wait({wake, change}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            change.cancel()
+
+    async def _deliver(self, message: Message) -> bool:
+        """Send one message; False when the device cannot take more now."""
+        if self.sup.status is not DeviceStatus.CONNECTED:
+            return False
+        await self.pacer.wait(message.recipient)
+        if not await self.store.mark_sending(message.id):
+            return True  # expired or failed meanwhile
+        honour = self.sup.driver.honours_message_ids
+        try:
+            wa_id = await self.sup.send(
+                OutgoingMessage(message.kind, message.recipient, message.body),
+                message.id if honour else None)
+        except NotConnected as exc:
+            await self.store.retry_later(message.id, time.time(), exc.reason)
+            return False
+        except DriverError as exc:
+            attempts = message.attempts + 1
+            if attempts >= self.settings.max_attempts:
+                await self.store.mark_failed(message.id, exc.reason)
+                self.outcomes.resolve(message.id, "failed")
+            else:
+                backoff = Backoff(self.settings.retry_initial, self.settings.retry_max, 0.2,
+                                  attempts=attempts - 1)
+                at = time.time() + backoff.next_delay()
+                if self._retry_at is None or not time.time() < self._retry_at < at:
+                    self._retry_at = at
+                await self.store.retry_later(message.id, at, exc.reason)
+            return True
+        self.pacer.taken(message.recipient)
+        await self.store.mark_sent(message.id, wa_id)
+        self.outcomes.resolve(message.id, "sent")
+        return True
