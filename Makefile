@@ -3,16 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# System libraries: libmagic1 (neonize imports python-magic), libzbar0 (tests decode QR PNGs).
-SYSTEM_LIBS := libmagic.so.1 libzbar.so.0
-SYSTEM_PKGS := libmagic1 libzbar0
+# Debian packages: libmagic1 (neonize imports python-magic) to run; libzbar0 (the tests decode
+# QR PNGs) to test; python3-venv where the interpreter lacks ensurepip.
+RUN_LIBS  := libmagic.so.1
+RUN_PKGS  := libmagic1
+TEST_LIBS := libzbar.so.0
+TEST_PKGS := libzbar0
+# `make run` is the newcomer's demo: the simulated WhatsApp unless told otherwise.
+export WAGATE_DRIVER ?= simulated
 
-.PHONY: run test lint typecheck pytest sysdeps venv clean bench
+.PHONY: run test lint typecheck pytest venv clean bench sysdeps-run sysdeps-test
 
 run: $(STAMP)
 	$(BIN)/wagate serve
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) sysdeps-test lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -20,34 +25,45 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) sysdeps-test
 	$(BIN)/pytest -q
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt | sysdeps
+$(STAMP): pyproject.toml constraints.txt | sysdeps-run
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || $(MAKE) --no-print-directory \
+	  _apt PKGS=python3-venv WHY="$(PYTHON) cannot create a virtual environment"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Install what the suite needs from Debian's archive when we can (root + apt-get), else say so.
-sysdeps:
-	@missing=""; for lib in $(SYSTEM_LIBS); do \
+sysdeps-run:
+	@$(MAKE) --no-print-directory _need LIBS="$(RUN_LIBS)" PKGS="$(RUN_PKGS)"
+
+sysdeps-test:
+	@$(MAKE) --no-print-directory _need LIBS="$(TEST_LIBS)" PKGS="$(TEST_PKGS)"
+
+# Install Debian packages for missing shared libraries when we can (root + apt-get), else say so.
+_need:
+	@missing=""; for lib in $(LIBS); do \
 	  ldconfig -p 2>/dev/null | grep -q "$$lib" || missing="$$missing $$lib"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing system packages: $(SYSTEM_PKGS)"; \
-	    (apt-get install -y -qq --no-install-recommends $(SYSTEM_PKGS) >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $(SYSTEM_PKGS) >/dev/null)) \
-	     || { echo "could not install $(SYSTEM_PKGS); install them and retry" >&2; exit 1; }; \
-	  else \
-	    echo "missing system libraries:$$missing -- install the Debian packages: $(SYSTEM_PKGS) (sudo apt-get install $(SYSTEM_PKGS))" >&2; exit 1; \
-	  fi; \
+	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory _apt PKGS="$(PKGS)" \
+	  WHY="missing system libraries:$$missing"; fi
+
+_apt:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "$(WHY): installing $(PKGS)"; \
+	  (apt-get install -y -qq --no-install-recommends $(PKGS) >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && \
+	    apt-get install -y -qq --no-install-recommends $(PKGS) >/dev/null)) || \
+	  { echo "could not install $(PKGS); install them and retry" >&2; exit 1; }; \
+	else \
+	  echo "$(WHY): install the Debian packages: sudo apt-get install $(PKGS)" >&2; exit 1; \
 	fi
 
 bench: $(STAMP)
-	@echo "benchmarks arrive with durable delivery (bench/send.py)"
+	@echo "benchmarks: bench/*.py (see docs/performance.md)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 from gateway.api import admin, devices, health, messages, partners, send, sim, users
 from gateway.api.responses import handle_api_error, handle_http_exception, handle_unexpected
 from gateway.config import Config
-from gateway.datadir import init_data_dir
+from gateway.datadir import check_secret, init_data_dir
 from gateway.errors import ApiError
 from gateway.middleware import BodyLimit
 from gateway.services import Services
@@ -40,6 +40,7 @@ def create_app(config: Config) -> Starlette:
         vault = init_data_dir(config)
         store = await open_store(str(config.database_path))
         try:
+            await check_secret(store, vault)
             driver = load_driver(config)
             manager = SessionManager(store, driver, config.sessions, config.delivery)
             # Half the budget for in-flight requests (uvicorn), half for the sessions.

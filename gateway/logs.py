@@ -15,7 +15,12 @@ _TOKEN = re.compile(
     + r")_[A-Za-z0-9]{6,}")
 
 
+# GET send URLs carry the recipient and the text in the query string: keep them out of logs.
+_SEND_QUERY = re.compile(r"(/wa/[^\s?\"]*)\?[^\s\"]*")
+
+
 def redact_text(text: str) -> str:
+    text = _SEND_QUERY.sub(r"\1?…", text)
     return _TOKEN.sub(lambda m: f"{m.group(1) or m.group(2)}_…{m.group(0)[-4:]}", text)
 
 

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Config
-from gateway.datadir import init_data_dir
+from gateway.datadir import check_secret, init_data_dir, lock_data_dir
 from gateway.logs import configure_logging
+from gateway.store import open_store
 from sessions.drivers import load_driver
+
+
+async def preflight(config: Config) -> None:
+    """Everything that can fail on a bad setup, checked before the port is bound, so it fails
+    with one line instead of a lifespan traceback: migrations, the secret, the driver."""
+    vault = init_data_dir(config)
+    store = await open_store(str(config.database_path))
+    try:
+        await check_secret(store, vault)
+    finally:
+        await store.close()
+    load_driver(config)
 
 
 def serve(config: Config) -> None:
     configure_logging(config.server.log_level, config.server.log_format)
     init_data_dir(config)
-    load_driver(config)  # fail on a bad driver setting before binding the port
+    lock = lock_data_dir(config)  # noqa: F841 - held until the process exits
+    asyncio.run(preflight(config))
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(
         app,

@@ -95,6 +95,10 @@ class TokenVault:
                 fh.write(secrets.token_hex(32) + "\n")
         return cls(bytes.fromhex(path.read_text().strip()))
 
+    def fingerprint(self) -> str:
+        """Names this secret without revealing it, so a database can tell its own secret."""
+        return hmac.new(self._secret, b"wagate fingerprint", hashlib.sha256).hexdigest()[:16]
+
     def derive(self, prefix: str, nonce: str) -> str:
         raw = hmac.new(self._secret, f"{prefix}:{nonce}".encode(), hashlib.sha256).digest()
         return _assemble(prefix, raw[:BODY_BYTES])

@@ -155,3 +155,19 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert d.cli("partners", "--help").returncode == 0
     none = d.cli(check=False)
     assert none.returncode == 2
+
+
+def test_one_daemon_per_data_dir_and_secret_must_match(daemon: Daemon, tmp_path: Path) -> None:
+    second = Daemon(tmp_path / "data", tmp_path / "second.log")
+    second.env["WAGATE_DATA_DIR"] = daemon.env["WAGATE_DATA_DIR"]
+    result = second.cli("serve", check=False)
+    assert result.returncode == 1
+    assert "another wagate" in result.stderr
+    # the running daemon was not touched
+    assert httpx.get(f"{daemon.url}/healthz").status_code == 200
+    daemon.terminate()
+    secret = tmp_path / "data" / "server.secret"
+    secret.write_text("ab" * 32 + "\n")  # a secret that is not this database's
+    result = daemon.cli("serve", check=False)
+    assert result.returncode == 2
+    assert "does not belong to this database" in result.stderr

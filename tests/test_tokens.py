@@ -69,6 +69,6 @@ def test_redaction_keeps_prefix_and_last_four() -> None:
     line = f'127.0.0.1 - "GET /wa/{t}/send?to=1 HTTP/1.1" 200'
     out = redact_text(line)
     assert t not in out
-    assert f"/wa/dt_…{t[-4:]}/send?to=1" in out
+    assert f"/wa/dt_…{t[-4:]}/send?…" in out
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/+=="
     assert "MfKQ9r8G" not in redact_text(f"secret {secret} end")

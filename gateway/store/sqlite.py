@@ -128,6 +128,13 @@ class SQLiteStore:
     async def schema_version(self) -> int:
         return await self._version(self.reader if self._reader else self.db)
 
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     @staticmethod
     async def _version(conn: aiosqlite.Connection) -> int:
         async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as c:
