@@ -21,7 +21,7 @@ from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import NotConnected
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
-from sessions.drivers.base import Driver, OutgoingMessage
+from sessions.drivers.base import Driver
 from sessions.outcomes import Outcomes
 from sessions.supervisor import DeviceSupervisor
 
@@ -122,12 +122,6 @@ class SessionManager:
         async with anyio.create_task_group() as tg:
             for sup in list(self._supervisors.values()):
                 tg.start_soon(sup.stop)
-
-    async def send(self, device_id: int, message: OutgoingMessage, message_id: str | None) -> str:
-        sup = self._supervisors.get(device_id)
-        if sup is None:
-            raise NotConnected("device session is not running")
-        return await sup.send(message, message_id)
 
     async def _guard(self, sup: DeviceSupervisor) -> None:
         pause = Backoff(self.settings.backoff_initial, self.settings.backoff_max,

@@ -43,7 +43,7 @@ async def test_migrates_from_the_previous_version_keeping_data(tmp_path: Path) -
         device = await store.device_by_session(partner.id, "wa_1")
         assert device is not None
         assert device.name == "phone"
-        await store.create_message("m1", partner.id, device.id, "91", "text", "hi")
+        await store.enqueue_message("m1", partner.id, device.id, "91", "text", "hi", None)
         assert (await store.message_by_id(partner.id, "m1")) is not None
     finally:
         await store.close()
@@ -68,7 +68,7 @@ async def test_every_lookup_is_scoped_to_its_partner(tmp_path: Path) -> None:
         b = await store.create_partner("B", "b@x", "", "hb")
         ua = await store.create_user(a.id, "u", "", "n", "user-hash")
         da = await store.create_device(a.id, ua.id, "wa_a", "d", "n", "dev-hash")
-        await store.create_message("m", a.id, da.id, "91", "text", "hi")
+        await store.enqueue_message("m", a.id, da.id, "91", "text", "hi", None)
         assert await store.user_by_token_hash(b.id, "user-hash") is None
         assert await store.device_by_session(b.id, "wa_a") is None
         assert await store.list_devices(b.id) == []
@@ -88,8 +88,8 @@ async def test_receipts_only_move_messages_forward(tmp_path: Path) -> None:
         p = await store.create_partner("A", "a@x", "", "ha")
         u = await store.create_user(p.id, "u", "", "n", "uh")
         d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
-        await store.create_message("m", p.id, d.id, "91", "text", "hi")
-        await store.set_message_sent("m", "WA1")
+        await store.enqueue_message("m", p.id, d.id, "91", "text", "hi", None)
+        await store.mark_sent("m", "WA1")
         assert await store.apply_receipt(d.id, ["WA1"], "read") == 1
         assert await store.apply_receipt(d.id, ["WA1"], "delivered") == 0
         message = await store.message_by_id(p.id, "m")
@@ -128,9 +128,9 @@ async def test_group_commit_isolates_a_failing_write(tmp_path: Path) -> None:
         p = await store.create_partner("A", "a@x", "", "ha")
         u = await store.create_user(p.id, "u", "", "n", "uh")
         d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
-        jobs = [store.create_message(f"m{i}", p.id, d.id, "91", "text", str(i))
+        jobs = [store.enqueue_message(f"m{i}", p.id, d.id, "91", "text", str(i), None)
                 for i in range(300)]
-        jobs.append(store.create_message("m7", p.id, d.id, "91", "text", "duplicate id"))
+        jobs.append(store.enqueue_message("m7", p.id, d.id, "91", "text", "duplicate id", None))
         results = await asyncio.gather(*jobs, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         assert len(failures) == 1

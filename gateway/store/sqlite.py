@@ -366,29 +366,6 @@ class SQLiteStore:
 
     # -- messages -----------------------------------------------------------------------------
 
-    async def create_message(
-        self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
-        body: str,
-    ) -> Message:
-        now = time.time()
-        await self._exec(
-            "INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, status, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
-            (message_id, partner_id, device_id, recipient, kind, body, now, now))
-        return Message(message_id, partner_id, device_id, recipient, kind, body, "sending", None,
-                       None, now, now)
-
-    async def set_message_sent(self, message_id: str, wa_id: str) -> None:
-        await self._exec(
-            "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending') "
-            "THEN 'sent' ELSE status END, wa_id = ?, updated_at = ? WHERE id = ?",
-            (wa_id, time.time(), message_id))
-
-    async def set_message_failed(self, message_id: str, error: str) -> None:
-        await self._exec(
-            "UPDATE messages SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
-            (error, time.time(), message_id))
-
     async def apply_receipt(self, device_id: int, wa_ids: list[str], status: str) -> int:
         """Advance messages to `status`; receipts never move a message backwards."""
         rank = RECEIPT_ORDER[status]
