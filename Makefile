@@ -63,7 +63,8 @@ _apt:
 	fi
 
 bench: $(STAMP)
-	@echo "benchmarks: bench/*.py (see docs/performance.md)"
+	@command -v wrk >/dev/null || $(MAKE) --no-print-directory _apt PKGS=wrk WHY="wrk is missing"
+	$(BIN)/python bench/send.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

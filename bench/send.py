@@ -1,0 +1,160 @@
+"""Send-URL throughput against a bare Starlette endpoint, on this machine, with the same load tool.
+
+Starts the daemon (simulated driver, pacing off) and a bare Starlette JSON endpoint, loads both
+with wrk (64 connections; `make bench` installs it) and prints accepted sends/s, p50/p99 and the
+ratio; then the end-to-end rate from accept to the simulated WhatsApp's `sent`; and the disk's
+fsync rate. Webhook deliveries/s arrive with webhooks. Finishes in about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+DURATION = 8
+CONNECTIONS = 64
+TO = "919876543210"
+
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import orjson
+
+async def send(request):
+    data = orjson.loads(await request.body())
+    return JSONResponse({"type": "success", "message": "Message sent", "to": data["to"]})
+
+app = Starlette(routes=[Route("/wa/{token}/send", send, methods=["POST"])])
+"""
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body = '{"to":"%s","message":"bench","async":true}'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%.3f %%.3f %%d\\n", summary.requests,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.timeout))
+end
+""" % TO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def wrk(url: str, script: Path) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
+    if match is None:
+        raise SystemExit(out)
+    requests, micros, p50, p99, errors = match.groups()
+    return {"rps": int(requests) / (int(micros) / 1e6), "p50": float(p50), "p99": float(p99),
+            "errors": int(errors), "requests": int(requests)}
+
+
+def fsync_rate(directory: Path, seconds: float = 2.0) -> float:
+    path = directory / "fsync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    count, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        os.write(fd, b"x" * 200)
+        os.fsync(fd)
+        count += 1
+    os.close(fd)
+    path.unlink()
+    return count / seconds
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it)")
+    work = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
+    script = work / "post.lua"
+    script.write_text(WRK_LUA)
+    port, bare_port = free_port(), free_port()
+    env = {**os.environ, "WAGATE_DATA_DIR": str(work / "data"), "WAGATE_PORT": str(port),
+           "WAGATE_DRIVER": "simulated", "WAGATE_DELIVERY_RATE_PER_MINUTE": "0",
+           "WAGATE_SIMULATED_SEND_SECONDS": "0", "WAGATE_SIMULATED_CONNECT_SECONDS": "0.01",
+           "WAGATE_SERVER_ACCESS_LOG": "false", "WAGATE_LOG_LEVEL": "warning"}
+    daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (work / "bare.py").write_text(BARE_APP)
+    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port),
+                             "--no-access-log", "--log-level", "warning"], cwd=work)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_up(f"{base}/healthz")
+        wait_up(f"http://127.0.0.1:{bare_port}/")
+        with httpx.Client(base_url=base, timeout=30) as http:
+            key = http.post("/partner/register", json={"name": "bench", "email": "b@x.io"}
+                            ).json()["api_key"]
+            h = {"x-api-key": key}
+            user = http.post("/partner/users", headers=h, json={"label": "u"}).json()[
+                "user_token"]
+            dev = http.post("/partner/devices", headers={**h, "x-user-token": user},
+                            json={"device_name": "bench"}).json()
+            sid = dev["session_id"]
+            while not http.get(f"/sim/devices/{sid}", headers=h).json()["qr"]:
+                time.sleep(0.05)
+            http.post(f"/sim/devices/{sid}/scan", headers=h, json={"phone": TO})
+            while http.get(f"/partner/devices/{sid}/status", headers=h).json()[
+                    "status"] != "connected":
+                time.sleep(0.05)
+
+            bare_result = wrk(f"http://127.0.0.1:{bare_port}/wa/x/send", script)
+            started = time.monotonic()
+            send_result = wrk(dev["send_url"], script)
+            accepted = send_result["requests"] - send_result["errors"]
+            while True:
+                stats = http.get("/partner/me", headers=h).json()["stats"]["messages"]
+                pending = stats.get("queued", 0) + stats.get("sending", 0)
+                if pending == 0:
+                    break
+                time.sleep(0.2)
+            e2e = accepted / (time.monotonic() - started)
+        fsyncs = fsync_rate(work)
+        print(json.dumps({"bare": bare_result, "send_url": send_result}, indent=1))
+        print(f"bare endpoint:   {bare_result['rps']:8.0f} req/s  p50 {bare_result['p50']:.1f} ms"
+              f"  p99 {bare_result['p99']:.1f} ms")
+        print(f"send URL:        {send_result['rps']:8.0f} req/s  p50 {send_result['p50']:.1f} ms"
+              f"  p99 {send_result['p99']:.1f} ms  (errors {send_result['errors']})")
+        print(f"ratio:           {send_result['rps'] / bare_result['rps']:.2f}  (target >= 0.6)")
+        print(f"end to end:      {e2e:8.0f} msg/s accepted -> sent to simulated WhatsApp "
+              f"({accepted} messages, one device)")
+        print("webhooks:        n/a (not built yet)")
+        print(f"disk fsync rate: {fsyncs:8.0f} /s")
+    finally:
+        for proc in (daemon, bare):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
