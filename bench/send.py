@@ -41,14 +41,14 @@ app = Starlette(routes=[Route("/wa/{token}/send", send, methods=["POST"])])
 
 WRK_LUA = """
 wrk.method = "POST"
-wrk.body = '{"to":"%s","message":"bench","async":true}'
+wrk.body = '{"to":"{TO}","message":"bench","async":true}'
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %%d %%d %%.3f %%.3f %%d\\n", summary.requests,
+  io.write(string.format("RESULT %d %d %.3f %.3f %d\\n", summary.requests,
     summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.status + summary.errors.connect + summary.errors.timeout))
 end
-""" % TO
+""".replace("{TO}", TO)
 
 
 def free_port() -> int:
