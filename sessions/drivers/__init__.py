@@ -15,6 +15,10 @@ def load_driver(config: Config) -> Driver:
         from sessions.drivers.simulated import SimulatedDriver
 
         return SimulatedDriver(config.simulated, Path(config.data_dir))
+    if name == "neonize":
+        from sessions.drivers.neonize import NeonizeDriver
+
+        return NeonizeDriver(config.neonize, Path(config.data_dir))
     from gateway.errors import ConfigError
 
     raise ConfigError(f"sessions.driver: the {name!r} driver is not available in this build")
