@@ -64,7 +64,7 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class SessionsConfig:
-    driver: str = setting("simulated", "WhatsApp driver: neonize (real WhatsApp) or simulated "
+    driver: str = setting("neonize", "WhatsApp driver: neonize (real WhatsApp) or simulated "
                           "(an in-process stand-in for demos and load tests).",
                           env="WAGATE_DRIVER", choices=DRIVERS)
     backoff_initial: float = setting(1.0, "First retry delay in seconds after a failed connect.",

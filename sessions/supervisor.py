@@ -21,7 +21,7 @@ from typing import Any, Literal
 import anyio
 
 from gateway.config import DeliveryConfig, SessionsConfig
-from gateway.errors import DriverError, NotConnected, PairingError
+from gateway.errors import DriverError, NotConnected, PairingError, SendFailed
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
 from sessions.dispatch import Dispatcher
@@ -90,6 +90,7 @@ class DeviceSupervisor:
                                 settings.backoff_jitter)
         self._stopping = False
         self._generation = 0
+        self._qr_shown = False  # did this pairing round show any QR code?
         self.stopped = anyio.Event()
         self.outcomes = outcomes
         self.dispatcher = Dispatcher(self, store, delivery, outcomes)
@@ -184,6 +185,7 @@ class DeviceSupervisor:
                 self.qr = code
                 self.qr_expires_at = time.time() + expires_in
                 self._qr_ready.set()
+                self._qr_shown = True
                 self._touch()
                 if first:
                     self._deadline = time.time() + self.driver.qr_window + QR_GRACE
@@ -238,8 +240,10 @@ class DeviceSupervisor:
         if mode == "idle":
             return
         if mode == "pair" and self._deadline is None:
-            # Covers the time to the first QR code; reset to the QR window when it arrives.
+            # A new pairing round. The deadline covers the time to the first QR code; it is
+            # reset to the QR window when that arrives.
             self._deadline = time.time() + self.driver.qr_window + QR_GRACE
+            self._qr_shown = False
         ref = DeviceRef(self.key, self.jid if mode == "connect" else None)
         self._generation += 1
         generation = self._generation
@@ -272,7 +276,11 @@ class DeviceSupervisor:
     async def _pairing_expired(self) -> None:
         await self._close_session()
         self._mode, self._deadline, self._retry_at = "idle", None, None
-        await self._set(DeviceStatus.UNLINKED, "QR code expired before it was scanned")
+        if self._qr_shown:
+            reason = "QR code expired before it was scanned"
+        else:  # keep what stopped pairing from starting (e.g. no route to WhatsApp)
+            reason = f"could not start pairing: {self.last_error or 'no QR code arrived'}"
+        await self._set(DeviceStatus.UNLINKED, reason)
 
     async def _logout(self) -> None:
         if self._session is not None and self.linked:
@@ -378,7 +386,8 @@ class DeviceSupervisor:
             return await asyncio.wait_for(session.send(message, message_id),
                                           self.settings.send_timeout)
         except TimeoutError:
-            raise NotConnected("WhatsApp did not acknowledge the message in time") from None
+            # It may have gone out: count it as a failed attempt (a resend is at-least-once).
+            raise SendFailed("WhatsApp did not acknowledge the message in time") from None
 
     def _touch(self) -> None:
         self._changed.set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
@@ -75,15 +74,14 @@ async def test_one_slow_or_failing_device_does_not_affect_another(
     slow_send = asyncio.create_task(gateway.client.post(
         slow["send_url"], json={"to": "919876543210", "message": "slow"}))
     await asyncio.sleep(0.05)
-    started = time.monotonic()
     for i in range(20):
         r = await gateway.client.post(healthy["send_url"],
                                       json={"to": "919876543210", "message": f"m{i}"})
         assert r.status_code == 200, r.text
     r = await gateway.client.get("/healthz")
     assert r.status_code == 200
-    assert time.monotonic() - started < 2.5, "healthy device waited for the slow one"
-    assert not slow_send.done()
+    # ordering, not wall-clock: all healthy sends finished while the slow one was still in flight
+    assert not slow_send.done(), "healthy device waited for the slow one"
     assert (await slow_send).status_code == 200
     assert (await partner.status(healthy["session_id"]))["status"] == "connected"
 
