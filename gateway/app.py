@@ -5,29 +5,46 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from gateway.api import admin, devices, health, messages, partners, send, sim, users
+from gateway.api import admin, devices, health, messages, partners, send, sim, users, webhooks
 from gateway.api.responses import handle_api_error, handle_http_exception, handle_unexpected
 from gateway.config import Config
 from gateway.datadir import check_secret, init_data_dir
 from gateway.errors import ApiError
 from gateway.middleware import BodyLimit
 from gateway.services import Services
-from gateway.store import open_store
+from gateway.store import Store, open_store
+from gateway.webhooks.sender import WebhookSender
 from sessions.drivers import load_driver
-from sessions.manager import SessionManager
+from sessions.manager import Listener, SessionManager
+from sessions.supervisor import DeviceSupervisor
 
 log = logging.getLogger("wagate")
+
+
+def device_events(store: Store, sender: WebhookSender) -> Listener:
+    """Device and inbound events become webhook deliveries."""
+
+    async def listener(sup: DeviceSupervisor, name: str, data: dict[str, Any]) -> None:
+        await store.fanout(sup.partner_id, sup.device_id, name,
+                           {"session_id": sup.key, "device_name": sup.name,
+                            "status": sup.status.value, **data})
+        sender.wake()
+
+    return listener
 
 
 def build_routes(config: Config) -> list[BaseRoute]:
     routes: list[BaseRoute] = [*health.routes, *partners.routes, *users.routes,
                                *devices.routes, *send.routes, *messages.routes,
+                               *webhooks.routes,
                                *admin.routes]
     if config.sessions.driver == "simulated":
         routes += sim.routes
@@ -43,11 +60,19 @@ def create_app(config: Config) -> Starlette:
             await check_secret(store, vault)
             driver = load_driver(config)
             manager = SessionManager(store, driver, config.sessions, config.delivery)
+            sender = WebhookSender(store, vault, config.webhooks)
+            manager.listeners.append(device_events(store, sender))
             # Half the budget for in-flight requests (uvicorn), half for the sessions.
-            async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2):
-                app.state.services = Services(config, store, vault, driver, manager)
+            async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2), \
+                    anyio.create_task_group() as tg:
+                tg.start_soon(sender.run, name="webhook sender")
+                app.state.services = Services(config, store, vault, driver, manager, sender)
                 log.info("wagate ready on %s (driver: %s)", config.public_url, driver.name)
-                yield
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+            await sender.aclose()
         finally:
             await store.close()
 

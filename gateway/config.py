@@ -104,6 +104,33 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    retry_schedule: str = setting(
+        "5,300,1800,7200,18000,36000,50400,72000,86400",
+        "Seconds between a failed delivery and each retry (Standard Webhooks' schedule, about "
+        "3 days in all); each delay gets +/-10% jitter.")
+    timeout: float = setting(15.0, "Seconds one delivery attempt may take.", minimum=0.1,
+                             maximum=120)
+    disable_after: float = setting(
+        432000.0, "Seconds of nothing but failures after which an endpoint is disabled (5 days).",
+        minimum=1)
+    allow_private_targets: bool = setting(
+        False, "Allow webhook URLs that resolve to loopback, private, link-local, CGNAT or "
+        "cloud-metadata addresses (for receivers on the operator's own LAN).")
+    allow_http: bool = setting(False, "Allow plain http:// webhook URLs (https only otherwise).")
+    concurrency: int = setting(32, "Deliveries in flight at once, over all endpoints.",
+                               minimum=1, maximum=1000)
+    per_endpoint: int = setting(4, "Deliveries in flight at once to one endpoint, so a slow "
+                                "endpoint cannot take every slot.", minimum=1, maximum=100)
+    secret_overlap: float = setting(
+        86400.0, "After a secret rotation, seconds deliveries are also signed with the old one.",
+        minimum=0)
+
+    def schedule(self) -> list[float]:
+        return [float(x) for x in self.retry_schedule.split(",") if x.strip()]
+
+
+@dataclass(frozen=True)
 class SimulatedConfig:
     qr_codes: int = setting(6, "QR codes in one pairing attempt (whatsmeow: 6).", minimum=1)
     qr_first_seconds: float = setting(60.0, "Lifetime of the first QR code (whatsmeow: 60).",
@@ -160,6 +187,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
     neonize: NeonizeConfig = field(default_factory=NeonizeConfig)
 
@@ -193,6 +221,7 @@ SECTIONS: dict[str, type[Any]] = {
     "storage": StorageConfig,
     "sessions": SessionsConfig,
     "delivery": DeliveryConfig,
+    "webhooks": WebhooksConfig,
     "simulated": SimulatedConfig,
     "neonize": NeonizeConfig,
 }
@@ -277,6 +306,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                 values[name] = _coerce(f"{section}.{name}", f, table[name], from_env=False)
         sections[section] = cls(**values)
     config = Config(**sections)
+    try:
+        if not config.webhooks.schedule() or min(config.webhooks.schedule()) < 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError("webhooks.retry_schedule: a comma-separated list of seconds, e.g. "
+                          '"5,300,1800"') from None
     if config.sessions.backoff_max < config.sessions.backoff_initial:
         raise ConfigError("sessions.backoff_max: must be at least sessions.backoff_initial")
     return config

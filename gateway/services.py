@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.config import Config
 from gateway.store import Device, Store, User
 from gateway.tokens import DEVICE_TOKEN, USER_TOKEN, TokenVault
+from gateway.webhooks.sender import WebhookSender
 from sessions.drivers.base import Driver
 from sessions.manager import SessionManager
 
@@ -18,6 +19,7 @@ class Services:
     vault: TokenVault
     driver: Driver
     manager: SessionManager
+    webhooks: WebhookSender
     inflight: set[tuple[str, str]] = field(default_factory=set)
     """Idempotency keys whose first request is still being answered."""
 

@@ -95,6 +95,10 @@ class TokenVault:
                 fh.write(secrets.token_hex(32) + "\n")
         return cls(bytes.fromhex(path.read_text().strip()))
 
+    def secret_for(self, purpose: str) -> bytes:
+        """A key for one purpose (e.g. webhook signing), independent of every other use."""
+        return hmac.new(self._secret, f"key:{purpose}".encode(), hashlib.sha256).digest()
+
     def fingerprint(self) -> str:
         """Names this secret without revealing it, so a database can tell its own secret."""
         return hmac.new(self._secret, b"wagate fingerprint", hashlib.sha256).hexdigest()[:16]

@@ -5,6 +5,15 @@ Every message is committed as `queued` before the client hears 2xx. The dispatch
 crash in between leaves it `sending`, and the next start puts it back in the queue flagged
 `in_doubt` and sends it again — with the same id where the driver honours ids (the simulated one
 does, so WhatsApp would drop the duplicate), otherwise at-least-once (see docs/delivery.md).
+
+Two ways through the queue:
+- one at a time (pacing on, or a driver that cannot take our ids): wait for the pacer, commit
+  `sending`, send, commit the outcome — so at most one message is ever in doubt;
+- in batches (pacing off and a driver that honours ids, e.g. load tests on the simulated one):
+  claim up to `BATCH` messages as `sending` in one commit, hand them to the driver in FIFO order
+  (concurrently when the driver keeps the order of concurrent sends, `ordered_pipelining`), and
+  commit every outcome in one more commit. A crash can leave a whole batch in doubt; each is
+  resent with its own id, which the driver deduplicates.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from typing import TYPE_CHECKING
 from gateway.config import DeliveryConfig
 from gateway.errors import DriverError, NotConnected
 from gateway.store import Message, Store
+from gateway.store.base import SendOutcome
 from sessions.backoff import Backoff
 from sessions.drivers.base import OutgoingMessage
 from sessions.outcomes import Outcomes
@@ -28,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wagate.dispatch")
 
-BATCH = 64
+BATCH = 64  # read ahead of the one-at-a-time path
+CLAIM = 256  # messages claimed per commit on the batched path
 IDLE_POLL = 5.0  # re-read the queue this often even without a wake-up (retries falling due)
 
 
@@ -52,6 +63,13 @@ class Dispatcher:
                 await self.sup.changed()
                 continue
             self._wake.clear()
+            if self._batched():
+                claimed = await self.store.claim_queued(self.sup.device_id, time.time(), CLAIM)
+                if claimed:
+                    await self._deliver_batch(claimed)
+                else:
+                    await self._idle()
+                continue
             batch = await self.store.next_queued(self.sup.device_id, time.time(), BATCH)
             if not batch:
                 await self._idle()
@@ -59,6 +77,50 @@ class Dispatcher:
             for message in batch:
                 if not await self._deliver(message):
                     break
+
+    def _batched(self) -> bool:
+        """Batches only when nothing paces single messages and a resend cannot duplicate."""
+        return (self.settings.rate_per_minute == 0 and self.settings.recipient_cooldown == 0
+                and self.sup.driver.honours_message_ids)
+
+    async def _deliver_batch(self, claimed: list[Message]) -> None:
+        if getattr(self.sup.driver, "ordered_pipelining", False):
+            # The driver records concurrent sends in the order they were started, which is
+            # the order of `claimed` (tasks start in creation order).
+            outcomes = list(await asyncio.gather(*(self._hand_off(m) for m in claimed)))
+        else:
+            outcomes = [await self._hand_off(m) for m in claimed]
+        await self.store.settle_sends(outcomes)
+        for outcome in outcomes:
+            if outcome.status != "retry":
+                self.outcomes.resolve(outcome.message_id, outcome.status)
+
+    async def _hand_off(self, message: Message) -> SendOutcome:
+        """One claimed (`sending`) message to the driver; what came of it, not yet stored."""
+        try:
+            wa_id = await self.sup.send(
+                OutgoingMessage(message.kind, message.recipient, message.body), message.id)
+        except NotConnected as exc:
+            return SendOutcome(message.id, "retry", error=exc.reason, retry_at=time.time())
+        except Exception as exc:  # a driver bug, too, must not leave the batch `sending`
+            if isinstance(exc, DriverError):
+                reason = exc.reason
+            else:
+                log.exception("device %s: send failed unexpectedly", self.sup.key)
+                reason = f"driver error: {exc!r}"
+            if message.attempts >= self.settings.max_attempts:  # counts this attempt already
+                return SendOutcome(message.id, "failed", error=reason)
+            return SendOutcome(message.id, "retry", error=reason,
+                               retry_at=self._retry_time(message.attempts))
+        return SendOutcome(message.id, "sent", wa_id=wa_id)
+
+    def _retry_time(self, attempts: int) -> float:
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max, 0.2,
+                          attempts=attempts - 1)
+        at = time.time() + backoff.next_delay()
+        if self._retry_at is None or not time.time() < self._retry_at < at:
+            self._retry_at = at
+        return at
 
     async def _idle(self) -> None:
         timeout = IDLE_POLL
@@ -97,12 +159,7 @@ class Dispatcher:
                 await self.store.mark_failed(message.id, exc.reason)
                 self.outcomes.resolve(message.id, "failed")
             else:
-                backoff = Backoff(self.settings.retry_initial, self.settings.retry_max, 0.2,
-                                  attempts=attempts - 1)
-                at = time.time() + backoff.next_delay()
-                if self._retry_at is None or not time.time() < self._retry_at < at:
-                    self._retry_at = at
-                await self.store.retry_later(message.id, at, exc.reason)
+                await self.store.retry_later(message.id, self._retry_time(attempts), exc.reason)
             return True
         self.pacer.taken(message.recipient)
         await self.store.mark_sent(message.id, wa_id)

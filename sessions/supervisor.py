@@ -229,7 +229,9 @@ class DeviceSupervisor:
             case InboundMessage() as msg:
                 await self.store.add_inbound(self.device_id, msg.wa_id, msg.sender, msg.chat,
                                              msg.kind, msg.text, msg.is_group)
-                await self._emit("message.received", {"from": msg.sender, "id": msg.wa_id})
+                await self._emit("message.received", {
+                    "message_id": msg.wa_id, "from": msg.sender, "chat": msg.chat,
+                    "kind": msg.kind, "message": msg.text, "is_group": msg.is_group})
 
     # -- transitions -------------------------------------------------------------------------
 

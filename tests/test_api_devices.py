@@ -113,29 +113,30 @@ async def test_devices_get_distinct_ids_and_tokens(partner: Partner) -> None:
     assert a["device_token"] != b["device_token"]
 
 
-@pytest.mark.parametrize(("body", "field", "code"), [
+BAD_DEVICE_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({}, "device_name", "missing_field"),
     ({"device_name": ""}, "device_name", "missing_field"),
     ({"device_name": "   "}, "device_name", "missing_field"),
     ({"name": "John iPhone"}, "device_name", "missing_field"),
     ({"device_name": ["x"]}, "device_name", "invalid_field"),
     ({"device_name": "x" * 101}, "device_name", "invalid_field"),
-])
-async def test_create_device_rejects_bad_fields(partner: Partner, body: dict[str, Any],
-                                                field: str, code: str) -> None:
-    user = await partner.create_user()
-    r = await partner.post("/partner/devices", json=body, headers={"x-user-token": user})
-    assert_error(r, 400, code, field)
-    assert (await partner.get(f"/partner/users/{user}/devices")).json()["devices"] == []
+]
 
 
-async def test_create_device_rejects_non_json(partner: Partner) -> None:
+async def test_create_device_rejects_bad_input(partner: Partner,
+                                               subtests: pytest.Subtests) -> None:
     user = await partner.create_user()
+    for body, field, code in BAD_DEVICE_FIELDS:
+        with subtests.test(body=str(body)[:60]):
+            r = await partner.post("/partner/devices", json=body, headers={"x-user-token": user})
+            assert_error(r, 400, code, field)
     for content in (b"", b"device_name=x", b"[]", b"{"):
-        r = await partner.post("/partner/devices", content=content,
-                               headers={"x-user-token": user,
-                                        "content-type": "application/json"})
-        assert_error(r, 400, "invalid_json")
+        with subtests.test(content=content):
+            r = await partner.post("/partner/devices", content=content,
+                                   headers={"x-user-token": user,
+                                            "content-type": "application/json"})
+            assert_error(r, 400, "invalid_json")
+    assert (await partner.get(f"/partner/users/{user}/devices")).json()["devices"] == []
 
 
 async def test_create_device_needs_a_known_user_token(partner: Partner) -> None:
@@ -158,17 +159,19 @@ async def test_create_device_needs_a_known_user_token(partner: Partner) -> None:
 # -- unknown session ids -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("session_id", ["wa_0000000000000000", "nope", "wa_", "%20"])
-async def test_unknown_session_id_is_404_on_every_device_route(partner: Partner,
-                                                               session_id: str) -> None:
-    dev = f"/partner/devices/{session_id}"
-    for method, path, body in [("GET", f"{dev}/qr", None), ("GET", f"{dev}/status", None),
-                               ("POST", f"{dev}/pair", {"phone": "919876543210"}),
-                               ("POST", f"{dev}/restart", None), ("POST", f"{dev}/logout", None),
-                               ("POST", f"{dev}/rotate-token", None), ("DELETE", dev, None)]:
-        kw: dict[str, Any] = {} if body is None else {"json": body}
-        r = await partner.client.request(method, path, headers=partner.headers, **kw)
-        assert_error(r, 404, "device_not_found")
+async def test_unknown_session_id_is_404_on_every_device_route(
+        partner: Partner, subtests: pytest.Subtests) -> None:
+    for session_id in ("wa_0000000000000000", "nope", "wa_", "%20"):
+        dev = f"/partner/devices/{session_id}"
+        for method, path, body in [
+                ("GET", f"{dev}/qr", None), ("GET", f"{dev}/status", None),
+                ("POST", f"{dev}/pair", {"phone": "919876543210"}),
+                ("POST", f"{dev}/restart", None), ("POST", f"{dev}/logout", None),
+                ("POST", f"{dev}/rotate-token", None), ("DELETE", dev, None)]:
+            with subtests.test(method=method, path=path):
+                kw: dict[str, Any] = {} if body is None else {"json": body}
+                r = await partner.client.request(method, path, headers=partner.headers, **kw)
+                assert_error(r, 404, "device_not_found")
 
 
 # -- QR ------------------------------------------------------------------------------------------
@@ -347,7 +350,7 @@ async def test_pair_after_the_qr_codes_expired_restarts_pairing(short_qr: Partne
     await partner.wait_status(sid, "connected")
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
+BAD_PAIR_BODIES: list[tuple[dict[str, Any], int, str]] = [
     ({"phone": "12345"}, 422, "invalid_phone"),
     ({"phone": "not a phone"}, 422, "invalid_phone"),
     ({"phone": "+1 555 0100"}, 422, "invalid_phone"),
@@ -356,19 +359,20 @@ async def test_pair_after_the_qr_codes_expired_restarts_pairing(short_qr: Partne
     ({"phone": ""}, 400, "missing_field"),
     ({"phone": ["919876543210"]}, 400, "invalid_field"),
     ({"phone": "9" * 41}, 400, "invalid_field"),
-])
-async def test_pair_rejects_a_bad_phone(partner: Partner, body: dict[str, Any], status: int,
-                                        code: str) -> None:
-    device = await partner.create_device()
-    r = await partner.post(f"/partner/devices/{device['session_id']}/pair", json=body)
-    assert_error(r, status, code, "phone")
+]
 
 
-async def test_pair_rejects_non_json(partner: Partner) -> None:
+async def test_pair_rejects_a_bad_phone(partner: Partner, subtests: pytest.Subtests) -> None:
     device = await partner.create_device()
-    r = await partner.post(f"/partner/devices/{device['session_id']}/pair",
-                           data={"phone": "919876543210"})
-    assert_error(r, 400, "invalid_json")
+    url = f"/partner/devices/{device['session_id']}/pair"
+    for body, status, code in BAD_PAIR_BODIES:
+        with subtests.test(body=str(body)[:60]):
+            assert_error(await partner.post(url, json=body), status, code, "phone")
+    with subtests.test("a form body is not JSON"):
+        assert_error(await partner.post(url, data={"phone": "919876543210"}), 400,
+                     "invalid_json")
+    assert (await partner.get(f"/sim/devices/{device['session_id']}")).json()[
+        "pairing_code"] is None
 
 
 async def test_pair_on_a_linked_device_is_409(partner: Partner) -> None:

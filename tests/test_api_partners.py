@@ -113,7 +113,7 @@ async def test_register_twice_gives_distinct_keys_and_domain_is_optional(
     assert len(keys) == 2
 
 
-@pytest.mark.parametrize(("body", "field", "code"), [
+REGISTER_BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"email": "abc@reseller.com"}, "name", "missing_field"),
     ({"name": "", "email": "abc@reseller.com"}, "name", "missing_field"),
     ({"name": "   ", "email": "abc@reseller.com"}, "name", "missing_field"),
@@ -128,36 +128,34 @@ async def test_register_twice_gives_distinct_keys_and_domain_is_optional(
     ({"name": "ABC", "email": "a b@reseller.com"}, "email", "invalid_field"),
     ({"name": "ABC", "email": "abc@reseller.com", "domain": "d" * 300}, "domain",
      "invalid_field"),
-])
-async def test_register_rejects_bad_fields(gateway: Gateway, body: dict[str, Any], field: str,
-                                           code: str) -> None:
-    r = await gateway.client.post("/partner/register", json=body)
-    assert_error(r, 400, code, field)
+]
 
-
-@pytest.mark.parametrize("content", [
+NOT_A_JSON_OBJECT = [
     b"", b"   ", b"not json", b"{", b'{"name": "x",}', b"[1, 2]",
     b'[{"name": "ABC", "email": "abc@reseller.com"}]', b'"a string"', b"42", b"null",
-    b"\xff\xfe\x00garbage", b'{"name": NaN}',
-])
-async def test_register_rejects_a_body_that_is_not_a_json_object(gateway: Gateway,
-                                                                 content: bytes) -> None:
-    r = await gateway.client.post("/partner/register", content=content,
-                                  headers={"content-type": "application/json"})
-    body = assert_error(r, 400, "invalid_json")
-    assert "JSON" in body["message"]
+    b"\xff\xfe\x00garbage", b'{"name": NaN}', b"[" * 5000 + b"]" * 5000,
+]
 
 
-async def test_register_form_body_is_refused_as_not_json(gateway: Gateway) -> None:
-    r = await gateway.client.post("/partner/register",
-                                  data={"name": "ABC", "email": "abc@reseller.com"})
-    assert_error(r, 400, "invalid_json")
+async def test_register_rejects_bad_fields(gateway: Gateway, subtests: pytest.Subtests) -> None:
+    for body, field, code in REGISTER_BAD_FIELDS:
+        with subtests.test(body=str(body)[:60]):
+            r = await gateway.client.post("/partner/register", json=body)
+            assert_error(r, 400, code, field)
 
 
-async def test_register_deeply_nested_json_is_a_400_not_a_crash(gateway: Gateway) -> None:
-    r = await gateway.client.post("/partner/register", content=b"[" * 5000 + b"]" * 5000,
-                                  headers={"content-type": "application/json"})
-    assert_error(r, 400, "invalid_json")
+async def test_register_rejects_a_body_that_is_not_a_json_object(
+        gateway: Gateway, subtests: pytest.Subtests) -> None:
+    for content in NOT_A_JSON_OBJECT:
+        with subtests.test(content=content[:30]):
+            r = await gateway.client.post("/partner/register", content=content,
+                                          headers={"content-type": "application/json"})
+            body = assert_error(r, 400, "invalid_json")
+            assert "JSON" in body["message"]
+    with subtests.test("a form body is not JSON"):
+        r = await gateway.client.post("/partner/register",
+                                      data={"name": "ABC", "email": "abc@reseller.com"})
+        assert_error(r, 400, "invalid_json")
 
 
 # -- /partner/me -------------------------------------------------------------------------------
@@ -244,13 +242,17 @@ async def test_every_partner_route_refuses_an_unknown_api_key(gateway: Gateway,
     assert (await partner.status(device["session_id"]))["status"] in ("pairing", "new")
 
 
-@pytest.mark.parametrize("key", [
+GARBAGE_KEYS: list[str | bytes] = [
     "garbage", "pk_", "Bearer pk_x", new_token("pu"), new_token("dt"), "pk_" + "A" * 39,
     "x" * 5000, "pk_\u00e9t\u00e9".encode("latin-1"), "pk_\u00e9t\u00e9".encode(),
-])
-async def test_garbage_api_keys_are_401(gateway: Gateway, key: str | bytes) -> None:
-    r = await gateway.client.get("/partner/me", headers={"x-api-key": key})
-    assert_error(r, 401, "invalid_api_key")
+]
+
+
+async def test_garbage_api_keys_are_401(gateway: Gateway, subtests: pytest.Subtests) -> None:
+    for key in GARBAGE_KEYS:
+        with subtests.test(key=key[:20]):
+            r = await gateway.client.get("/partner/me", headers={"x-api-key": key})
+            assert_error(r, 401, "invalid_api_key")
 
 
 async def test_api_key_variants(gateway: Gateway, partner: Partner) -> None:
@@ -276,13 +278,12 @@ async def test_healthz(gateway: Gateway) -> None:
     assert body["driver"] == "simulated"
     assert body["sessions_ready"] is True
     assert body["version"]
-    assert_error(await gateway.client.post("/healthz"), 405, "method_not_allowed")
 
 
 # -- the router's own errors -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
+UNKNOWN_ROUTES = [
     ("GET", "/"),
     ("GET", "/nope"),
     ("GET", "/partner"),
@@ -292,14 +293,9 @@ async def test_healthz(gateway: Gateway) -> None:
     ("GET", "/wa/dt_x/send/extra"),
     ("GET", "/static/../../etc/passwd"),
     ("GET", "/sim"),
-])
-async def test_unknown_route_is_a_json_404(gateway: Gateway, partner: Partner, method: str,
-                                           path: str) -> None:
-    r = await partner.client.request(method, path, headers=partner.headers)
-    assert_error(r, 404, "not_found")
+]
 
-
-@pytest.mark.parametrize(("method", "path"), [
+WRONG_METHODS = [
     ("GET", "/partner/register"),
     ("PUT", "/partner/register"),
     ("DELETE", "/partner/users"),
@@ -314,9 +310,18 @@ async def test_unknown_route_is_a_json_404(gateway: Gateway, partner: Partner, m
     ("DELETE", "/wa/dt_x/send"),
     ("DELETE", "/sim/devices/wa_x"),
     ("GET", "/sim/devices/wa_x/scan"),
-])
-async def test_wrong_method_is_a_json_405(gateway: Gateway, partner: Partner, method: str,
-                                          path: str) -> None:
-    r = await partner.client.request(method, path, headers=partner.headers)
-    assert_error(r, 405, "method_not_allowed")
-    assert r.headers.get("allow")
+    ("POST", "/healthz"),
+]
+
+
+async def test_unknown_route_is_a_json_404_and_wrong_method_a_json_405(
+        partner: Partner, subtests: pytest.Subtests) -> None:
+    for method, path in UNKNOWN_ROUTES:
+        with subtests.test(method=method, path=path):
+            r = await partner.client.request(method, path, headers=partner.headers)
+            assert_error(r, 404, "not_found")
+    for method, path in WRONG_METHODS:
+        with subtests.test(method=method, path=path):
+            r = await partner.client.request(method, path, headers=partner.headers)
+            assert_error(r, 405, "method_not_allowed")
+            assert r.headers.get("allow")

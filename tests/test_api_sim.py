@@ -40,14 +40,13 @@ async def wait_qr(partner: Partner, session_id: str) -> str:
 async def test_state_of_a_pairing_then_linked_device(partner: Partner) -> None:
     device = await partner.create_device()
     sid = device["session_id"]
-    qr = await wait_qr(partner, sid)
+    await wait_qr(partner, sid)
     state = await sim_state(partner, sid)
     assert state["type"] == "success"
     assert state["session"] == "pairing"
     assert state["linked"] is False
     assert state["phone"] is None
     assert state["jid"] is None
-    assert state["qr"] in (qr, state["qr"])  # it may have rotated meanwhile
     assert state["qr"].startswith("2@")
     assert state["pairing_code"] is None
     assert state["banned_until"] is None
@@ -98,18 +97,21 @@ async def test_scan_after_the_codes_expired_is_409(tmp_path: Path) -> None:
         await gw.stop()
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
+BAD_SCAN_BODIES: list[tuple[dict[str, Any], int, str]] = [
     ({}, 400, "missing_field"),
     ({"phone": ""}, 400, "missing_field"),
     ({"phone": 12}, 422, "invalid_phone"),
     ({"phone": "nope"}, 422, "invalid_phone"),
     ({"phone": ["919876543210"]}, 400, "invalid_field"),
-])
-async def test_scan_rejects_a_bad_phone(partner: Partner, body: dict[str, Any], status: int,
-                                        code: str) -> None:
+]
+
+
+async def test_scan_rejects_a_bad_phone(partner: Partner, subtests: pytest.Subtests) -> None:
     device = await partner.create_device()
-    r = await partner.post(f"/sim/devices/{device['session_id']}/scan", json=body)
-    assert_error(r, status, code, "phone")
+    for body, status, code in BAD_SCAN_BODIES:
+        with subtests.test(body=body):
+            r = await partner.post(f"/sim/devices/{device['session_id']}/scan", json=body)
+            assert_error(r, status, code, "phone")
 
 
 async def test_scan_rejects_a_bad_code_field_and_non_json(partner: Partner) -> None:
@@ -143,18 +145,21 @@ async def test_inbound_message(partner: Partner) -> None:
     assert (await partner.status(sid))["status"] == "connected"
 
 
-@pytest.mark.parametrize(("body", "status", "code", "field"), [
+BAD_INBOUND_BODIES: list[tuple[dict[str, Any], int, str, str]] = [
     ({"message": "hi"}, 400, "missing_field", "from"),
     ({"from": "919812345678"}, 400, "missing_field", "message"),
     ({"from": "919812345678", "message": ""}, 400, "missing_field", "message"),
     ({"from": "12", "message": "hi"}, 422, "invalid_phone", "from"),
     ({"from": "919812345678", "message": ["hi"]}, 400, "invalid_field", "message"),
-])
-async def test_inbound_rejects_bad_fields(partner: Partner, body: dict[str, Any], status: int,
-                                          code: str, field: str) -> None:
+]
+
+
+async def test_inbound_rejects_bad_fields(partner: Partner, subtests: pytest.Subtests) -> None:
     device = await partner.linked_device()
-    r = await partner.post(f"/sim/devices/{device['session_id']}/inbound", json=body)
-    assert_error(r, status, code, field)
+    for body, status, code, field in BAD_INBOUND_BODIES:
+        with subtests.test(body=body):
+            r = await partner.post(f"/sim/devices/{device['session_id']}/inbound", json=body)
+            assert_error(r, status, code, field)
 
 
 async def test_inbound_to_a_device_that_is_not_connected_is_409(partner: Partner) -> None:
@@ -253,12 +258,13 @@ async def test_ban_defaults_to_an_hour(partner: Partner) -> None:
     await partner.wait_status(sid, "banned")
 
 
-@pytest.mark.parametrize("seconds", [0, -1, "60", True, None, [60]])
-async def test_ban_rejects_bad_seconds(partner: Partner, seconds: Any) -> None:
+async def test_ban_rejects_bad_seconds(partner: Partner, subtests: pytest.Subtests) -> None:
     device = await partner.linked_device()
-    r = await partner.post(f"/sim/devices/{device['session_id']}/ban",
-                           json={"seconds": seconds})
-    assert_error(r, 400, "invalid_field", "seconds")
+    for seconds in (0, -1, "60", True, None, [60]):
+        with subtests.test(seconds=seconds):
+            r = await partner.post(f"/sim/devices/{device['session_id']}/ban",
+                                   json={"seconds": seconds})
+            assert_error(r, 400, "invalid_field", "seconds")
     assert (await partner.status(device["session_id"]))["status"] == "connected"
 
 
@@ -347,7 +353,7 @@ async def test_send_delay_fault(gateway: Gateway, partner: Partner) -> None:
     assert time.monotonic() - t0 >= 0.3
 
 
-@pytest.mark.parametrize(("body", "field"), [
+BAD_FAULTS: list[tuple[dict[str, Any], str]] = [
     ({"send_failure_rate": 1.5}, "send_failure_rate"),
     ({"send_failure_rate": -0.1}, "send_failure_rate"),
     ({"send_failure_rate": "1"}, "send_failure_rate"),
@@ -358,19 +364,24 @@ async def test_send_delay_fault(gateway: Gateway, partner: Partner) -> None:
     ({"send_delay": -1}, "send_delay"),
     ({"send_delay": 3601}, "send_delay"),
     ({"send_delay": "slow"}, "send_delay"),
-])
-async def test_faults_validation(partner: Partner, body: dict[str, Any], field: str) -> None:
+]
+
+
+async def test_faults_validation(gateway: Gateway, partner: Partner,
+                                 subtests: pytest.Subtests) -> None:
     device = await partner.linked_device()
-    r = await partner.post(f"/sim/devices/{device['session_id']}/faults", json=body)
-    assert_error(r, 400, "invalid_field", field)
-
-
-async def test_faults_need_a_json_object(partner: Partner) -> None:
-    device = await partner.create_device()
+    url = f"/sim/devices/{device['session_id']}/faults"
+    for body, field in BAD_FAULTS:
+        with subtests.test(body=body):
+            assert_error(await partner.post(url, json=body), 400, "invalid_field", field)
     for content in (b"", b"send_failure_rate=1", b"[1]"):
-        r = await partner.post(f"/sim/devices/{device['session_id']}/faults", content=content,
-                               headers={"content-type": "application/json"})
-        assert_error(r, 400, "invalid_json")
+        with subtests.test(content=content):
+            r = await partner.post(url, content=content,
+                                   headers={"content-type": "application/json"})
+            assert_error(r, 400, "invalid_json")
+    # none of them took effect
+    r = await gateway.client.post(device["send_url"], json={"to": TO, "message": "x"})
+    assert r.status_code == 200, r.text
 
 
 # -- unknown session ids -------------------------------------------------------------------------

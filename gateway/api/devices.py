@@ -10,7 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api.auth import partner_device, require_partner, require_user, services
+from gateway.api.auth import (
+    forget_send_tokens,
+    partner_device,
+    require_partner,
+    require_user,
+    services,
+)
 from gateway.api.params import json_body, text_field
 from gateway.api.responses import JSON, iso, success
 from gateway.errors import Conflict, PairingError, ServiceUnavailable
@@ -104,6 +110,7 @@ async def delete_device(request: Request) -> Response:
     device = await partner_device(request, partner)
     svc = services(request)
     await svc.store.delete_device(partner.id, device.id)  # the send URL is dead from here on
+    forget_send_tokens(request)
     await svc.manager.remove(device.id, logout=True)
     await svc.driver.forget(device.session_id)
     return success(message="Device removed", session_id=device.session_id)
@@ -146,6 +153,7 @@ async def logout_device(request: Request) -> Response:
         raise Conflict(f"device is not linked ({sup.status.value})", code="device_not_linked",
                        status=sup.status.value)
     await sup.logout()
+    forget_send_tokens(request)
     return success(message="Logged out; scan a new QR code to link again",
                    status=sup.status.value)
 
@@ -159,6 +167,7 @@ async def rotate_token(request: Request) -> Response:
     grace_until = time.time() + svc.config.sessions.token_grace_seconds
     await svc.store.rotate_device_token(partner.id, device.id, nonce, token_hash(token),
                                         grace_until)
+    forget_send_tokens(request)
     rotated = await svc.store.device_by_session(partner.id, device.session_id)
     assert rotated is not None
     return success(device_token=token, send_url=svc.send_url(rotated),

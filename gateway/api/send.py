@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -80,7 +81,11 @@ async def send(request: Request) -> Response:
         raise Conflict("a request with this Idempotency-Key is still in progress",
                        code="idempotency_in_progress")
     message_id = new_message_id()
-    waiter = svc.manager.outcomes.watch(message_id)
+    send_wait = svc.config.delivery.send_wait
+    outcomes = svc.manager.outcomes
+    # Watch before the enqueue, so an outcome that comes first is not missed.
+    waiter = outcomes.watch(message_id) if send_wait > 0 and not _flag(
+        params.get("async")) else None
     try:
         if idem is not None:
             inflight.add((idem.scope, idem.key))
@@ -92,12 +97,17 @@ async def send(request: Request) -> Response:
         except IdempotentReplay as replay:
             return await _replay(svc, device, replay)
         svc.manager.wake(device.id)
-        if not _flag(params.get("async")) and svc.config.delivery.send_wait > 0:
-            await asyncio.wait({waiter}, timeout=svc.config.delivery.send_wait)
+        if waiter is None:
+            return send_answer(device, message)  # committed as queued: nothing to re-read
+        await asyncio.wait({waiter}, timeout=send_wait)
+        if waiter.done() and waiter.result() == "sent":
+            return send_answer(device, replace(message, status="sent"))
+        # Still queued, or failed / expired (the answer carries the reason): ask the store.
         current = await svc.store.message_by_id(device.partner_id, message_id)
         return send_answer(device, current or message)
     finally:
-        svc.manager.outcomes.forget(message_id, waiter)
+        if waiter is not None:
+            outcomes.forget(message_id, waiter)
         if idem is not None:
             inflight.discard((idem.scope, idem.key))
 

@@ -70,6 +70,18 @@ class Message:
 
 
 @dataclass(frozen=True)
+class SendOutcome:
+    """What one hand-off to the driver came to: `sent` (with WhatsApp's id), `retry` (back to
+    the queue at `retry_at`) or `failed`; a batch of these is settled in one commit."""
+
+    message_id: str
+    status: str
+    wa_id: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
 class MessageEvent:
     status: str
     detail: str | None
@@ -107,7 +119,81 @@ class Inbound:
     received_at: float
 
 
-class Store(Protocol):
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: int
+    partner_id: int
+    public_id: str
+    url: str
+    secret_nonce: str
+    prev_secret_nonce: str | None
+    prev_secret_until: float | None
+    events: tuple[str, ...]  # ("*",) for every event
+    device_id: int | None
+    status: str  # active | disabled
+    failing_since: float | None
+    disabled_reason: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: int
+    endpoint_id: int
+    event_id: str
+    event_type: str
+    payload: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    at: float
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response: str | None
+
+
+class WebhookStore(Protocol):
+    async def create_webhook(
+        self, partner_id: int, public_id: str, url: str, secret_nonce: str,
+        events: tuple[str, ...], device_id: int | None,
+    ) -> WebhookEndpoint: ...
+    async def list_webhooks(self, partner_id: int) -> list[WebhookEndpoint]: ...
+    async def webhook_by_public_id(self, partner_id: int,
+                                   public_id: str) -> WebhookEndpoint | None: ...
+    async def webhook_by_id(self, endpoint_id: int) -> WebhookEndpoint | None: ...
+    async def delete_webhook(self, partner_id: int, endpoint_id: int) -> None: ...
+    async def rotate_webhook_secret(self, partner_id: int, endpoint_id: int, nonce: str,
+                                    prev_until: float) -> None: ...
+    async def set_webhook_status(self, endpoint_id: int, status: str,
+                                 reason: str | None) -> None: ...
+    async def fanout(self, partner_id: int, device_id: int | None, event_type: str,
+                     data: dict[str, Any], *, endpoint_id: int | None = None) -> str:
+        """Queue an event for every matching active endpoint; returns the event id."""
+    async def pump_message_events(self, limit: int) -> int:
+        """Turn new message status events into webhook deliveries (transactionally)."""
+    async def claim_deliveries(self, now: float, limit: int,
+                               lease: float) -> list[WebhookDelivery]: ...
+    async def finish_attempt(
+        self, delivery: WebhookDelivery, attempt: WebhookAttempt, *, outcome: str,
+        retry_at: float | None, disable_after: float,
+    ) -> WebhookEndpoint | None:
+        """Log an attempt, settle or reschedule the delivery, track the endpoint's failures;
+        returns the endpoint if this attempt disabled it."""
+    async def release_deliveries(self, ids: list[int]) -> None:
+        """Give back claims that will not be attempted now (no attempt counted)."""
+    async def list_deliveries(self, endpoint_id: int, limit: int) -> list[WebhookDelivery]: ...
+    async def delivery_attempts(self, delivery_id: int) -> list[WebhookAttempt]: ...
+    async def redeliver(self, endpoint_id: int, delivery_id: int) -> bool: ...
+
+
+class Store(WebhookStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def schema_version(self) -> int: ...
@@ -166,6 +252,10 @@ class Store(Protocol):
     async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]: ...
     async def mark_sending(self, message_id: str) -> bool:
         """queued -> sending; False if the message is no longer queued (expired, failed)."""
+    async def claim_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
+        """Up to `limit` due messages, oldest first, moved queued -> sending in one commit."""
+    async def settle_sends(self, outcomes: list[SendOutcome]) -> None:
+        """Record a batch of hand-offs (sent / retry / failed) in one commit."""
     async def mark_sent(self, message_id: str, wa_id: str) -> None: ...
     async def retry_later(self, message_id: str, at: float, error: str) -> None: ...
     async def mark_failed(self, message_id: str, error: str) -> None: ...

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
 
@@ -27,11 +29,27 @@ from gateway.store.base import (
     Message,
     MessageEvent,
     Partner,
+    SendOutcome,
     User,
 )
+from gateway.store.sqlite_webhooks import WebhookStoreMixin
 
 T = TypeVar("T")
 Job = Callable[[aiosqlite.Connection], Awaitable[T]]
+SyncJob = Callable[[sqlite3.Connection], T]
+
+
+class _InThread(Generic[T]):
+    """A write job that runs on the writer connection's own thread. A run of these in one batch
+    costs a single hop between the event loop and SQLite instead of one hop per statement."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: SyncJob[T]) -> None:
+        self.fn = fn
+
+
+Pending = tuple["Job[Any] | _InThread[Any]", "asyncio.Future[Any]"]
 
 RECEIPT_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
@@ -46,7 +64,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteStore:
+class SQLiteStore(WebhookStoreMixin):
     """Two connections: one writer with group commit, one reader that WAL never blocks.
 
     Every write is a job; concurrent jobs are committed together (up to `BATCH` per
@@ -61,7 +79,7 @@ class SQLiteStore:
         self._target = target_version
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._pending: list[tuple[Job[Any], asyncio.Future[Any]]] = []
+        self._pending: list[Pending] = []
         self._draining: asyncio.Future[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -145,6 +163,15 @@ class SQLiteStore:
 
     async def _write(self, job: Job[T]) -> T:
         """Run `job` in the next group commit; return its result once that commit is durable."""
+        return await self._submit(job)
+
+    async def _write_in_thread(self, fn: SyncJob[T]) -> T:
+        """Like `_write`, for a plain function of the raw `sqlite3` connection, run on the
+        writer's thread. The hot paths (enqueue, claim, settle, receipts) use these: a batch of
+        them is one thread hop, where an async job costs one hop per statement."""
+        return await self._submit(_InThread(fn))
+
+    async def _submit(self, job: Job[T] | _InThread[T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((job, future))
         if self._draining is None:
@@ -161,11 +188,27 @@ class SQLiteStore:
         finally:
             self._draining = None
 
-    async def _commit(self, batch: list[tuple[Job[Any], asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            await self.db.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
+            begun = committed = False
+            i = 0
+            while i < len(batch):
+                job, future = batch[i]
+                if isinstance(job, _InThread):
+                    # A run of in-thread jobs (with BEGIN / COMMIT when they open / close the
+                    # batch) goes to the writer thread in one hop.
+                    j = i + 1
+                    while j < len(batch) and isinstance(batch[j][0], _InThread):
+                        j += 1
+                    run = [(cast(_InThread[Any], b[0]).fn, b[1]) for b in batch[i:j]]
+                    committed = j == len(batch)
+                    outcomes += await self._on_writer_thread(_run_jobs, run, not begun, committed)
+                    begun, i = True, j
+                    continue
+                if not begun:
+                    await self.db.execute("BEGIN IMMEDIATE")
+                    begun = True
                 await self.db.execute("SAVEPOINT job")
                 try:
                     result = await job(self.db)
@@ -175,7 +218,9 @@ class SQLiteStore:
                 else:
                     outcomes.append((future, result, None))
                 await self.db.execute("RELEASE job")
-            await self.db.execute("COMMIT")
+                i += 1
+            if not committed:
+                await self.db.execute("COMMIT")
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await self.db.execute("ROLLBACK")
@@ -191,6 +236,13 @@ class SQLiteStore:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+    async def _on_writer_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call `fn(conn, *args)` on the writer connection's thread (aiosqlite runs every call
+        of a connection on one thread; `_execute` is how its own methods get there)."""
+        db = self.db
+        run = cast(Callable[..., Awaitable[T]], db._execute)
+        return await run(lambda: fn(db._conn, *args))
 
     async def _exec(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Cursor:
         """One statement as its own job."""
@@ -370,21 +422,22 @@ class SQLiteStore:
         """Advance messages to `status`; receipts never move a message backwards."""
         rank = RECEIPT_ORDER[status]
         lower = [s for s, r in RECEIPT_ORDER.items() if r < rank]
-        marks = ",".join("?" * len(wa_ids))
         states = ",".join("?" * len(lower))
 
-        async def job(db: aiosqlite.Connection) -> int:
+        def job(db: sqlite3.Connection) -> int:
             now = time.time()
-            cur = await db.execute(
-                f"UPDATE messages SET status = ?, updated_at = ? WHERE device_id = ? "  # noqa: S608
-                f"AND wa_id IN ({marks}) AND status IN ({states}) RETURNING id",
-                (status, now, device_id, *wa_ids, *lower))
-            ids = [r[0] for r in await cur.fetchall()]
-            for mid in ids:
-                await _event(db, mid, status, None, now)
+            ids: list[str] = []
+            for start in range(0, len(wa_ids), 500):  # receipts arrive coalesced, many ids
+                chunk = wa_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                ids += [r[0] for r in db.execute(
+                    f"UPDATE messages SET status = ?, updated_at = ? "  # noqa: S608
+                    f"WHERE device_id = ? AND wa_id IN ({marks}) AND status IN ({states}) "
+                    "RETURNING id", (status, now, device_id, *chunk, *lower))]
+            _events(db, [(mid, status, None, now) for mid in ids])
             return len(ids)
 
-        return await self._write(job)
+        return await self._write_in_thread(job)
 
     async def message_by_id(self, partner_id: int, message_id: str) -> Message | None:
         row = await self._one("SELECT * FROM messages WHERE id = ? AND partner_id = ?",
@@ -400,26 +453,25 @@ class SQLiteStore:
     ) -> Message:
         now = time.time()
 
-        async def job(db: aiosqlite.Connection) -> None:
+        def job(db: sqlite3.Connection) -> None:
             if idempotency is not None:
-                async with db.execute(
+                row = db.execute(
                     "SELECT fingerprint, message_id FROM idempotency WHERE scope = ? AND key = ? "
                     "AND created_at > ?",
-                    (idempotency.scope, idempotency.key, now - idempotency_ttl)) as cur:
-                    row = await cur.fetchone()
+                    (idempotency.scope, idempotency.key, now - idempotency_ttl)).fetchone()
                 if row is not None:
                     raise IdempotentReplay(row[1], row[0] == idempotency.fingerprint)
-                await db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, message_id, "
                     "created_at) VALUES (?, ?, ?, ?, ?)",
                     (idempotency.scope, idempotency.key, idempotency.fingerprint, message_id, now))
-            await db.execute(
+            db.execute(
                 "INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, status, "
                 "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at))
-            await _event(db, message_id, "queued", None, now)
+            _events(db, [(message_id, "queued", None, now)])
 
-        await self._write(job)
+        await self._write_in_thread(job)
         return Message(message_id, partner_id, device_id, recipient, kind, body, "queued", None,
                        None, now, now, 0, expires_at)
 
@@ -429,47 +481,69 @@ class SQLiteStore:
             "AND next_attempt_at <= ? ORDER BY rowid LIMIT ?", (device_id, now, limit))
         return [_message(r) for r in rows]
 
+    async def claim_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
+        """Up to `limit` due messages, oldest first, moved queued -> sending in one commit."""
+        def job(db: sqlite3.Connection) -> list[Message]:
+            # Two index-ordered reads instead of one that sorts the whole backlog:
+            # `next_attempt_at` is 0 until a message is deferred, then an epoch time.
+            rows = db.execute(
+                "SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' "
+                "AND next_attempt_at = 0 ORDER BY rowid LIMIT ?", (device_id, limit)).fetchall()
+            deferred = db.execute(
+                "SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' "
+                "AND next_attempt_at > 0 AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
+                (device_id, now, limit)).fetchall()
+            if deferred:
+                rows = sorted(rows + deferred, key=lambda r: r[0])[:limit]
+            stamp = time.time()
+            db.executemany("UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+                           "updated_at = ? WHERE rowid = ?", [(stamp, r[0]) for r in rows])
+            _events(db, [(r["id"], "sending", None, stamp) for r in rows])
+            return [replace(_message(r), status="sending", attempts=r["attempts"] + 1,
+                            updated_at=stamp) for r in rows]
+
+        return await self._write_in_thread(job)
+
+    async def settle_sends(self, outcomes: list[SendOutcome]) -> None:
+        """Record what a batch of hand-offs to the driver came to, in one commit."""
+        def job(db: sqlite3.Connection) -> None:
+            now = time.time()
+            for o in outcomes:
+                if o.status == "sent":
+                    _to_status(db, o.message_id, "sent", None, ("queued", "sending"), now,
+                               o.wa_id)
+                elif o.status == "retry":
+                    _to_retry(db, o.message_id, o.retry_at or now, o.error or "", now)
+                else:
+                    _to_status(db, o.message_id, "failed", o.error, ("queued", "sending"), now)
+
+        await self._write_in_thread(job)
+
     async def mark_sending(self, message_id: str) -> bool:
-        async def job(db: aiosqlite.Connection) -> bool:
-            cur = await db.execute(
+        def job(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            cur = db.execute(
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
-                "WHERE id = ? AND status = 'queued'", (time.time(), message_id))
+                "WHERE id = ? AND status = 'queued'", (now, message_id))
             if cur.rowcount:
-                await _event(db, message_id, "sending", None, time.time())
+                _events(db, [(message_id, "sending", None, now)])
             return bool(cur.rowcount)
 
-        return await self._write(job)
+        return await self._write_in_thread(job)
 
     async def mark_sent(self, message_id: str, wa_id: str) -> None:
         await self._transition(message_id, "sent", None, ("queued", "sending"), wa_id=wa_id)
 
     async def retry_later(self, message_id: str, at: float, error: str) -> None:
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "UPDATE messages SET status = 'queued', next_attempt_at = ?, error = ?, "
-                "updated_at = ? WHERE id = ? AND status = 'sending'",
-                (at, error, time.time(), message_id))
-            await _event(db, message_id, "retry", error, time.time())
-
-        await self._write(job)
+        await self._write_in_thread(lambda db: _to_retry(db, message_id, at, error, time.time()))
 
     async def mark_failed(self, message_id: str, error: str) -> None:
         await self._transition(message_id, "failed", error, ("queued", "sending"))
 
     async def _transition(self, message_id: str, status: str, error: str | None,
                           allowed: tuple[str, ...], *, wa_id: str | None = None) -> bool:
-        async def job(db: aiosqlite.Connection) -> bool:
-            now = time.time()
-            marks = ",".join("?" * len(allowed))
-            cur = await db.execute(
-                f"UPDATE messages SET status = ?, error = COALESCE(?, error), "  # noqa: S608
-                f"wa_id = COALESCE(?, wa_id), updated_at = ? WHERE id = ? AND status IN ({marks})",
-                (status, error, wa_id, now, message_id, *allowed))
-            if cur.rowcount:
-                await _event(db, message_id, status, error, now)
-            return bool(cur.rowcount)
-
-        return await self._write(job)
+        return await self._write_in_thread(
+            lambda db: _to_status(db, message_id, status, error, allowed, time.time(), wa_id))
 
     async def requeue_in_doubt(self) -> int:
         async def job(db: aiosqlite.Connection) -> int:
@@ -558,6 +632,29 @@ async def _connect(path: Path, *pragmas: str) -> aiosqlite.Connection:
     return conn
 
 
+def _run_jobs(conn: sqlite3.Connection, jobs: list[tuple[SyncJob[Any], asyncio.Future[Any]]],
+              begin: bool, commit: bool,
+              ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+    """On the writer thread: each job in its own SAVEPOINT, as `_commit` does for async jobs.
+    Futures are only carried through; they are resolved back on the event loop."""
+    outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    if begin:
+        conn.execute("BEGIN IMMEDIATE")
+    for fn, future in jobs:
+        conn.execute("SAVEPOINT job")
+        try:
+            result = fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            outcomes.append((future, None, exc))
+        else:
+            outcomes.append((future, result, None))
+        conn.execute("RELEASE job")
+    if commit:
+        conn.execute("COMMIT")
+    return outcomes
+
+
 def _statements(sql: str) -> list[str]:
     lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
@@ -585,6 +682,35 @@ def _message(r: aiosqlite.Row) -> Message:
                    r["attempts"] if "attempts" in keys else 0,
                    r["expires_at"] if "expires_at" in keys else None,
                    bool(r["in_doubt"]) if "in_doubt" in keys else False)
+
+
+def _to_status(db: sqlite3.Connection, message_id: str, status: str, error: str | None,
+               allowed: tuple[str, ...], now: float, wa_id: str | None = None) -> bool:
+    marks = ",".join("?" * len(allowed))
+    cur = db.execute(
+        f"UPDATE messages SET status = ?, error = COALESCE(?, error), "  # noqa: S608
+        f"wa_id = COALESCE(?, wa_id), updated_at = ? WHERE id = ? AND status IN ({marks})",
+        (status, error, wa_id, now, message_id, *allowed))
+    if cur.rowcount:
+        _events(db, [(message_id, status, error, now)])
+    return bool(cur.rowcount)
+
+
+def _to_retry(db: sqlite3.Connection, message_id: str, at: float, error: str,
+              now: float) -> None:
+    cur = db.execute(
+        "UPDATE messages SET status = 'queued', next_attempt_at = ?, error = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'sending'", (at, error, now, message_id))
+    if cur.rowcount:
+        _events(db, [(message_id, "retry", error, now)])
+
+
+def _events(db: sqlite3.Connection,
+            events: list[tuple[str, str, str | None, float]]) -> None:
+    """(message_id, status, detail, at) rows for the timeline, from an in-thread job."""
+    if events:
+        db.executemany("INSERT INTO message_events (message_id, status, detail, at) "
+                       "VALUES (?, ?, ?, ?)", events)
 
 
 async def _event(db: aiosqlite.Connection, message_id: str, status: str, detail: str | None,

@@ -86,6 +86,8 @@ class SimulatedSession:
         self.pair_phone_number: str | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._qr_keys = f"{_b64(32)},{_b64(32)},{_b64(32)}"
+        self._turn: asyncio.Future[None] | None = None  # the previous send's place in line
+        self._just_sent: list[tuple[str, str]] = []  # (wa_id, chat) awaiting receipt timers
 
     # -- driver side -------------------------------------------------------------------------
 
@@ -137,30 +139,58 @@ class SimulatedSession:
         return self.pair_code
 
     async def send(self, message: OutgoingMessage, message_id: str | None) -> str:
+        """Concurrent sends are recorded in the order they were called (`ordered_pipelining`):
+        each takes its place in line before its first await and records only after the send
+        ahead of it has recorded or failed."""
         if self.state != "connected":
             raise NotConnected("not connected to WhatsApp")
         cfg = self.world.config
         faults = self.world.faults_for(self.key)
-        if cfg.send_seconds or faults.send_delay:
-            await asyncio.sleep(cfg.send_seconds + faults.send_delay)
-        if self.state != "connected":
-            raise NotConnected("connection lost while sending")
-        rate = max(cfg.send_failure_rate, faults.send_failure_rate)
-        if rate and random.random() < rate:
-            raise SendFailed("simulated send failure (failure injection)")
-        wa_id = message_id or new_message_id()
-        await self.world.record(self.key, wa_id, message)
+        ahead, mine = self._turn, asyncio.get_running_loop().create_future()
+        self._turn = mine
+        try:
+            if cfg.send_seconds or faults.send_delay:
+                await asyncio.sleep(cfg.send_seconds + faults.send_delay)
+            if ahead is not None and not ahead.done():
+                await ahead
+            if self.state != "connected":
+                raise NotConnected("connection lost while sending")
+            rate = max(cfg.send_failure_rate, faults.send_failure_rate)
+            if rate and random.random() < rate:
+                raise SendFailed("simulated send failure (failure injection)")
+            wa_id = message_id or new_message_id()
+            recorded = self.world.record_soon(self.key, wa_id, message)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+            if self._turn is mine:
+                self._turn = None
+        await recorded  # on disk in simulated.db before WhatsApp answers with the id
         if cfg.delivered_seconds >= 0:
-            self._later(cfg.delivered_seconds,
-                        lambda: self._receipt(wa_id, "delivered", message.to))
-            if cfg.read_seconds >= 0:
-                self._later(cfg.delivered_seconds + cfg.read_seconds,
-                            lambda: self._receipt(wa_id, "read", message.to))
+            if not self._just_sent:
+                asyncio.get_running_loop().call_soon(self._schedule_receipts)
+            self._just_sent.append((wa_id, message.to))
         return wa_id
 
-    def _receipt(self, wa_id: str, status: str, chat: str) -> None:
-        if self.state == "connected":
-            self.sink(Receipt((wa_id,), status, chat))
+    def _schedule_receipts(self) -> None:
+        """Receipt timers for everything sent in the last loop pass: one timer per status for
+        the lot, and receipts grouped per chat, as WhatsApp groups them."""
+        sent, self._just_sent = self._just_sent, []
+        cfg = self.world.config
+        if cfg.delivered_seconds >= 0 and self.state != "closed":
+            self._later(cfg.delivered_seconds, lambda: self._receipts(sent, "delivered"))
+            if cfg.read_seconds >= 0:
+                self._later(cfg.delivered_seconds + cfg.read_seconds,
+                            lambda: self._receipts(sent, "read"))
+
+    def _receipts(self, sent: list[tuple[str, str]], status: str) -> None:
+        if self.state != "connected":
+            return
+        by_chat: dict[str, list[str]] = {}
+        for wa_id, chat in sent:
+            by_chat.setdefault(chat, []).append(wa_id)
+        for chat, ids in by_chat.items():
+            self.sink(Receipt(tuple(ids), status, chat))
 
     async def logout(self) -> None:
         if self.key not in self.world.accounts:
@@ -199,6 +229,8 @@ class SimulatedWhatsApp:
         self.faults: dict[str, Faults] = {}
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._records: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,11 +255,55 @@ class SimulatedWhatsApp:
         async with self._lock:
             await asyncio.to_thread(self.db.execute, sql, args)
 
+    def record_soon(self, key: str, wa_id: str, message: OutgoingMessage) -> asyncio.Future[None]:
+        """Queue a received message; the future resolves once it is committed. Records queued
+        in one loop pass share one transaction (group commit, as the gateway's store does),
+        in the order they were queued."""
+        future = asyncio.get_running_loop().create_future()
+        self._records.append(((key, wa_id, message.to, message.kind, message.text, time.time()),
+                              future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        return future
+
     async def record(self, key: str, wa_id: str, message: OutgoingMessage) -> None:
-        await self._write(
-            "INSERT INTO received (key, wa_id, recipient, kind, body, at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key, wa_id) DO UPDATE SET attempts = attempts + 1",
-            (key, wa_id, message.to, message.kind, message.text, time.time()))
+        await self.record_soon(key, wa_id, message)
+
+    async def _flush(self) -> None:
+        try:
+            while self._records:
+                batch, self._records = self._records, []
+                try:
+                    async with self._lock:
+                        await asyncio.to_thread(self._insert, [row for row, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._flushing = None
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO received (key, wa_id, recipient, kind, body, at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key, wa_id) DO UPDATE SET attempts = attempts + 1", rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def drain(self) -> None:
+        """Wait for queued records to be committed (before closing)."""
+        while self._flushing is not None:
+            await asyncio.shield(self._flushing)
 
     async def unlink(self, key: str) -> None:
         self.accounts.pop(key, None)
@@ -325,6 +401,7 @@ class SimulatedWhatsApp:
 class SimulatedDriver:
     name = "simulated"
     honours_message_ids = True
+    ordered_pipelining = True  # concurrent sends are recorded in call order (see `send`)
 
     def __init__(self, config: SimulatedConfig, data_dir: Path) -> None:
         self.config = config
@@ -337,6 +414,7 @@ class SimulatedDriver:
     async def stop(self) -> None:
         for session in list(self.world.sessions.values()):
             await session.close()
+        await self.world.drain()
         self.world.close()
 
     def open_session(self, device: DeviceRef, sink: EventSink) -> SimulatedSession:

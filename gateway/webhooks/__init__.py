@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): endpoints, an outbox with leases, retries, a log."""

@@ -1,0 +1,65 @@
+"""Refuse webhook targets inside the operator's network (SSRF), and pin the vetted address.
+
+The host is resolved once; every address must be public (`ipaddress.is_global`, which excludes
+loopback, RFC 1918, link-local incl. 169.254.169.254, CGNAT 100.64/10, unique-local, reserved and
+multicast). The request then goes to that address (with the original Host and TLS SNI), so a DNS
+answer that changes between check and connect (rebinding) cannot redirect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from gateway.errors import Unprocessable
+
+
+class TargetRefused(Unprocessable):
+    code = "webhook_url_refused"
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # the URL with the vetted IP in place of the host
+    host_header: str
+    sni: str
+    ip: str
+
+
+def check_url(url: str, *, allow_http: bool) -> tuple[str, int]:
+    """Shape checks that need no DNS: scheme, host, port, no credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not allow_http):
+        raise TargetRefused("url: must be https://" + (" or http://" if allow_http else ""))
+    if not parts.hostname:
+        raise TargetRefused("url: has no host")
+    if parts.username or parts.password:
+        raise TargetRefused("url: must not carry credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise TargetRefused("url: bad port") from None
+    return parts.hostname, port
+
+
+async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
+    host, port = check_url(url, allow_http=allow_http)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise TargetRefused(f"url: cannot resolve {host}") from None
+    addresses = {str(info[4][0]) for info in infos}
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not allow_private and (not ip.is_global or ip.is_multicast):
+            raise TargetRefused(
+                f"url: {host} resolves to {ip}, a private or reserved address; an operator can "
+                "allow such targets with webhooks.allow_private_targets")
+    chosen = sorted(addresses)[0]
+    netloc = f"[{chosen}]" if ":" in chosen else chosen
+    parts = urlsplit(url)
+    pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
+    return Target(pinned, host if parts.port is None else f"{host}:{port}", host, chosen)
