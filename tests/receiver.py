@@ -41,7 +41,7 @@ class Receiver:
         return PlainTextResponse("ok")
 
     async def start(self) -> None:
-        sock = socket.socket()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
