@@ -13,12 +13,26 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from gateway.api import admin, devices, health, messages, partners, send, sim, users, webhooks
+from gateway import pages
+from gateway.api import (
+    admin,
+    devices,
+    health,
+    links,
+    messages,
+    ops,
+    partners,
+    send,
+    sim,
+    users,
+    webhooks,
+)
 from gateway.api.responses import handle_api_error, handle_http_exception, handle_unexpected
 from gateway.config import Config
 from gateway.datadir import check_secret, init_data_dir
 from gateway.errors import ApiError
-from gateway.middleware import BodyLimit
+from gateway.metrics import Metrics
+from gateway.middleware import BodyLimit, RequestContext
 from gateway.services import Services
 from gateway.store import Store, open_store
 from gateway.webhooks.sender import WebhookSender
@@ -44,14 +58,16 @@ def device_events(store: Store, sender: WebhookSender) -> Listener:
 def build_routes(config: Config) -> list[BaseRoute]:
     routes: list[BaseRoute] = [*health.routes, *partners.routes, *users.routes,
                                *devices.routes, *send.routes, *messages.routes,
-                               *webhooks.routes,
-                               *admin.routes]
+                               *webhooks.routes, *ops.routes(),
+                               *admin.routes, *links.routes, *pages.routes()]
     if config.sessions.driver == "simulated":
         routes += sim.routes
     return routes
 
 
 def create_app(config: Config) -> Starlette:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         vault = init_data_dir(config)
@@ -60,13 +76,14 @@ def create_app(config: Config) -> Starlette:
             await check_secret(store, vault)
             driver = load_driver(config)
             manager = SessionManager(store, driver, config.sessions, config.delivery)
-            sender = WebhookSender(store, vault, config.webhooks)
+            sender = WebhookSender(store, vault, config.webhooks, metrics=metrics)
             manager.listeners.append(device_events(store, sender))
             # Half the budget for in-flight requests (uvicorn), half for the sessions.
             async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2), \
                     anyio.create_task_group() as tg:
                 tg.start_soon(sender.run, name="webhook sender")
-                app.state.services = Services(config, store, vault, driver, manager, sender)
+                app.state.services = Services(config, store, vault, driver, manager, sender,
+                                              metrics)
                 log.info("wagate ready on %s (driver: %s)", config.public_url, driver.name)
                 try:
                     yield
@@ -78,7 +95,8 @@ def create_app(config: Config) -> Starlette:
 
     return Starlette(
         routes=build_routes(config),
-        middleware=[Middleware(BodyLimit, limit=config.server.max_body_bytes)],
+        middleware=[Middleware(RequestContext, metrics=metrics),
+                    Middleware(BodyLimit, limit=config.server.max_body_bytes)],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,

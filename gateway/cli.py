@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("phone")
     s.set_defaults(func=cmd_sim_scan)
 
+    s = sub.add_parser("doctor", help="check the installation; prints a fix for each failure")
+    s.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("backup", help="online backup of the database, secret and WhatsApp stores")
+    s.add_argument("path", help="a new or empty directory")
+    s.set_defaults(func=cmd_backup)
+
     s = sub.add_parser("version", help="print the version")
     s.set_defaults(func=lambda config, args: print(f"wagate {__version__}"))
     return p
@@ -213,6 +220,24 @@ def cmd_sim_scan(config: Config, args: argparse.Namespace) -> None:
         r = client.post(f"/admin/sim/devices/{args.session_id}/scan", json={"phone": phone})
         data = _checked(r)
     print(f"{args.session_id} linked as {data['jid']}")
+
+
+def cmd_doctor(config: Config, args: argparse.Namespace) -> None:
+    from gateway.doctor import run_checks
+
+    checks = run_checks(config)
+    _table([[c.name, "ok" if c.ok else "FAIL", c.detail, c.fix] for c in checks],
+           ["CHECK", "STATUS", "DETAIL", "FIX"])
+    if not all(c.ok for c in checks):
+        raise SystemExit(1)
+
+
+def cmd_backup(config: Config, args: argparse.Namespace) -> None:
+    from gateway.backup import backup
+
+    for path in backup(config, Path(args.path)):
+        print(path)
+    print("restore: stop wagate, copy these files into the data directory, start wagate")
 
 
 def _checked(r: httpx.Response) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -13,6 +14,19 @@ from gateway.tokens import TOKEN_PREFIXES
 _TOKEN = re.compile(
     r"\b(whsec)_[A-Za-z0-9+/=]{6,}|\b(" + "|".join(p for p in TOKEN_PREFIXES if p != "whsec")
     + r")_[A-Za-z0-9]{6,}")
+
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+device_id: contextvars.ContextVar[str] = contextvars.ContextVar("device_id", default="-")
+
+
+class ContextFilter(logging.Filter):
+    """Stamp every record with the request and device it belongs to (contextvars follow tasks)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.device_id = device_id.get()
+        return True
 
 
 # GET send URLs carry the recipient and the text in the query string: keep them out of logs.
@@ -40,6 +54,8 @@ class JSONFormatter(RedactingFormatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+            "device_id": getattr(record, "device_id", "-"),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -53,7 +69,9 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         handler.setFormatter(JSONFormatter())
     else:
         handler.setFormatter(RedactingFormatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ"))
+            "%(asctime)s %(levelname)-7s [%(request_id)s %(device_id)s] %(name)s: %(message)s",
+            "%Y-%m-%dT%H:%M:%SZ"))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

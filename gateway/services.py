@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import Config
+from gateway.metrics import Metrics
 from gateway.store import Device, Store, User
 from gateway.tokens import DEVICE_TOKEN, USER_TOKEN, TokenVault
 from gateway.webhooks.sender import WebhookSender
@@ -20,6 +21,7 @@ class Services:
     driver: Driver
     manager: SessionManager
     webhooks: WebhookSender
+    metrics: Metrics
     inflight: set[tuple[str, str]] = field(default_factory=set)
     """Idempotency keys whose first request is still being answered."""
 

@@ -22,6 +22,7 @@ import anyio
 
 from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import DriverError, NotConnected, PairingError, SendFailed
+from gateway.logs import device_id
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
 from sessions.dispatch import Dispatcher
@@ -98,6 +99,7 @@ class DeviceSupervisor:
     # -- the actor ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        device_id.set(self.key)  # this task's log lines name the device
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._dispatch, name=f"dispatch {self.key}")
             try:

@@ -171,3 +171,39 @@ def test_one_daemon_per_data_dir_and_secret_must_match(daemon: Daemon, tmp_path:
     result = daemon.cli("serve", check=False)
     assert result.returncode == 2
     assert "does not belong to this database" in result.stderr
+
+
+def test_doctor_and_backup_beside_a_running_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    doctor = daemon.cli("doctor", check=False)
+    assert "CHECK" in doctor.stdout
+    for name in ("data directory", "database", "server secret", "libmagic", "public URL"):
+        line = next(ln for ln in doctor.stdout.splitlines() if ln.startswith(name))
+        assert " ok " in line, line
+    with httpx.Client(base_url=daemon.url, timeout=10) as http:
+        dev = _setup(http)
+        _link(http, dev["key"], dev["session_id"])
+    out = daemon.cli("backup", str(tmp_path / "bk")).stdout
+    assert "wagate.db" in out
+    assert (tmp_path / "bk" / "server.secret").stat().st_mode & 0o777 == 0o600
+    # the backup is a consistent database with the device in it
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "bk" / "wagate.db") as db:
+        assert db.execute("SELECT session_id FROM devices").fetchone()[0] == dev["session_id"]
+    again = daemon.cli("backup", str(tmp_path / "bk"), check=False)
+    assert again.returncode == 1
+    assert "not empty" in again.stderr
+    # restore into a new data directory: the device comes back linked, without a scan
+    daemon.terminate()
+    restored = tmp_path / "restored"
+    restored.mkdir(mode=0o700)
+    for item in (tmp_path / "bk").iterdir():
+        (restored / item.name).write_bytes(item.read_bytes())
+    (restored / "server.secret").chmod(0o600)
+    daemon.env["WAGATE_DATA_DIR"] = str(restored)
+    daemon.start()
+    with httpx.Client(base_url=daemon.url, timeout=10) as http:
+        _wait(lambda: http.get(f"/partner/devices/{dev['session_id']}/status",
+                               headers={"x-api-key": dev["key"]}).json()["status"] == "connected")
+        r = http.post(dev["send_url"], json={"to": "919876543210", "message": "restored"})
+        assert r.status_code == 200

@@ -191,9 +191,31 @@ class WebhookStore(Protocol):
     async def list_deliveries(self, endpoint_id: int, limit: int) -> list[WebhookDelivery]: ...
     async def delivery_attempts(self, delivery_id: int) -> list[WebhookAttempt]: ...
     async def redeliver(self, endpoint_id: int, delivery_id: int) -> bool: ...
+    async def webhook_backlog(self) -> int: ...
 
 
-class Store(WebhookStore, Protocol):
+@dataclass(frozen=True)
+class LinkToken:
+    """A device link page's token (only its hash is stored)."""
+
+    id: int
+    partner_id: int
+    device_id: int
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+
+
+class LinkStore(Protocol):
+    async def create_link(self, partner_id: int, device_id: int, token_hash: str,
+                          expires_at: float) -> LinkToken: ...
+    async def link_by_token_hash(self, token_hash: str, now: float) -> LinkToken | None:
+        """A live link: not expired, not revoked, and its device not deleted."""
+    async def revoke_links(self, partner_id: int, device_id: int) -> int:
+        """Revoke every live link of a device; returns how many."""
+
+
+class Store(WebhookStore, LinkStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def schema_version(self) -> int: ...
@@ -209,6 +231,8 @@ class Store(WebhookStore, Protocol):
     async def list_partners(self) -> list[Partner]: ...
     async def set_partner_key(self, partner_id: int, key_hash: str) -> None: ...
     async def partner_counts(self, partner_id: int) -> dict[str, Any]: ...
+    async def message_counts(self) -> dict[str, int]:
+        """Messages by status over every partner (for metrics)."""
 
     # users
     async def create_user(

@@ -13,12 +13,12 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
+import orjson
 
 from gateway.errors import StoreError
 from gateway.store.base import (
@@ -32,6 +32,7 @@ from gateway.store.base import (
     SendOutcome,
     User,
 )
+from gateway.store.sqlite_links import LinkStoreMixin
 from gateway.store.sqlite_webhooks import WebhookStoreMixin
 
 T = TypeVar("T")
@@ -39,14 +40,24 @@ Job = Callable[[aiosqlite.Connection], Awaitable[T]]
 SyncJob = Callable[[sqlite3.Connection], T]
 
 
+ManyJob = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+
 class _InThread(Generic[T]):
     """A write job that runs on the writer connection's own thread. A run of these in one batch
-    costs a single hop between the event loop and SQLite instead of one hop per statement."""
+    costs a single hop between the event loop and SQLite instead of one hop per statement.
 
-    __slots__ = ("fn",)
+    With `many`, adjacent jobs sharing that function run as one call, `many(conn, items)`, in
+    one SAVEPOINT (few SQLite calls for the lot: every call releases and retakes the GIL, which
+    the busy event loop holds); if it fails, each job runs alone as `fn`, so only the bad one
+    fails."""
 
-    def __init__(self, fn: SyncJob[T]) -> None:
+    __slots__ = ("fn", "item", "many")
+
+    def __init__(self, fn: SyncJob[T], many: ManyJob | None = None, item: Any = None) -> None:
         self.fn = fn
+        self.many = many
+        self.item = item
 
 
 Pending = tuple["Job[Any] | _InThread[Any]", "asyncio.Future[Any]"]
@@ -64,7 +75,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteStore(WebhookStoreMixin):
+class SQLiteStore(WebhookStoreMixin, LinkStoreMixin):
     """Two connections: one writer with group commit, one reader that WAL never blocks.
 
     Every write is a job; concurrent jobs are committed together (up to `BATCH` per
@@ -201,7 +212,7 @@ class SQLiteStore(WebhookStoreMixin):
                     j = i + 1
                     while j < len(batch) and isinstance(batch[j][0], _InThread):
                         j += 1
-                    run = [(cast(_InThread[Any], b[0]).fn, b[1]) for b in batch[i:j]]
+                    run = [(cast(_InThread[Any], b[0]), b[1]) for b in batch[i:j]]
                     committed = j == len(batch)
                     outcomes += await self._on_writer_thread(_run_jobs, run, not begun, committed)
                     begun, i = True, j
@@ -302,6 +313,10 @@ class SQLiteStore(WebhookStoreMixin):
             "devices": {"total": sum(devices.values()), **devices},
             "messages": {"total": sum(messages.values()), **messages},
         }
+
+    async def message_counts(self) -> dict[str, int]:
+        rows = await self._all("SELECT status, COUNT(*) FROM messages GROUP BY status")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     # -- users --------------------------------------------------------------------------------
 
@@ -424,18 +439,20 @@ class SQLiteStore(WebhookStoreMixin):
         lower = [s for s, r in RECEIPT_ORDER.items() if r < rank]
         states = ",".join("?" * len(lower))
 
+        # Set-based (receipts arrive grouped, many ids): the events first, for exactly the
+        # rows the update will move; `+status` keeps SQLite on the wa_id index.
+        in_ids = "wa_id IN (SELECT value FROM json_each(?))"
+        where = f"WHERE device_id = ? AND {in_ids} AND +status IN ({states})"
+
         def job(db: sqlite3.Connection) -> int:
             now = time.time()
-            ids: list[str] = []
-            for start in range(0, len(wa_ids), 500):  # receipts arrive coalesced, many ids
-                chunk = wa_ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                ids += [r[0] for r in db.execute(
-                    f"UPDATE messages SET status = ?, updated_at = ? "  # noqa: S608
-                    f"WHERE device_id = ? AND wa_id IN ({marks}) AND status IN ({states}) "
-                    "RETURNING id", (status, now, device_id, *chunk, *lower))]
-            _events(db, [(mid, status, None, now) for mid in ids])
-            return len(ids)
+            ids = orjson.dumps(wa_ids).decode()
+            db.execute("INSERT INTO message_events (message_id, status, detail, at) "  # noqa: S608
+                       f"SELECT id, ?, NULL, ? FROM messages {where} ORDER BY rowid",
+                       (status, now, device_id, ids, *lower))
+            cur = db.execute(f"UPDATE messages SET status = ?, updated_at = ? {where}",  # noqa: S608
+                             (status, now, device_id, ids, *lower))
+            return cur.rowcount
 
         return await self._write_in_thread(job)
 
@@ -465,13 +482,11 @@ class SQLiteStore(WebhookStoreMixin):
                     "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, message_id, "
                     "created_at) VALUES (?, ?, ?, ?, ?)",
                     (idempotency.scope, idempotency.key, idempotency.fingerprint, message_id, now))
-            db.execute(
-                "INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, status, "
-                "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at))
-            _events(db, [(message_id, "queued", None, now)])
+            _enqueue_many(db, [row])
 
-        await self._write_in_thread(job)
+        # Without a key, concurrent enqueues go in as one multi-row INSERT (see `_InThread`).
+        row = (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at)
+        await self._submit(_InThread(job, None if idempotency else _enqueue_many, row))
         return Message(message_id, partner_id, device_id, recipient, kind, body, "queued", None,
                        None, now, now, 0, expires_at)
 
@@ -482,37 +497,53 @@ class SQLiteStore(WebhookStoreMixin):
         return [_message(r) for r in rows]
 
     async def claim_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
-        """Up to `limit` due messages, oldest first, moved queued -> sending in one commit."""
+        """Up to `limit` due messages, oldest first, moved queued -> sending in one commit.
+
+        Set-based, so a batch costs a handful of SQLite calls whatever its size: the rows come
+        back as one JSON array (`next_attempt_at` is 0 until a message is deferred, then an epoch
+        time; two index-ordered reads avoid sorting the whole backlog)."""
         def job(db: sqlite3.Connection) -> list[Message]:
-            # Two index-ordered reads instead of one that sorts the whole backlog:
-            # `next_attempt_at` is 0 until a message is deferred, then an epoch time.
-            rows = db.execute(
-                "SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' "
-                "AND next_attempt_at = 0 ORDER BY rowid LIMIT ?", (device_id, limit)).fetchall()
-            deferred = db.execute(
-                "SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' "
-                "AND next_attempt_at > 0 AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
-                (device_id, now, limit)).fetchall()
+            rows = _claimable(db, "next_attempt_at = 0", (device_id, limit))
+            deferred = _claimable(db, "next_attempt_at > 0 AND next_attempt_at <= ?",
+                                  (device_id, now, limit))
             if deferred:
-                rows = sorted(rows + deferred, key=lambda r: r[0])[:limit]
+                rows = sorted(rows + deferred)[:limit]
+            if not rows:
+                return []
             stamp = time.time()
-            db.executemany("UPDATE messages SET status = 'sending', attempts = attempts + 1, "
-                           "updated_at = ? WHERE rowid = ?", [(stamp, r[0]) for r in rows])
-            _events(db, [(r["id"], "sending", None, stamp) for r in rows])
-            return [replace(_message(r), status="sending", attempts=r["attempts"] + 1,
-                            updated_at=stamp) for r in rows]
+            rowids = orjson.dumps([r[0] for r in rows]).decode()
+            db.execute("INSERT INTO message_events (message_id, status, detail, at) "
+                       "SELECT id, 'sending', NULL, ? FROM messages "
+                       "WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+                       (stamp, rowids))
+            db.execute("UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+                       "updated_at = ? WHERE rowid IN (SELECT value FROM json_each(?))",
+                       (stamp, rowids))
+            return [Message(r[1], r[2], r[3], r[4], r[5], r[6], "sending", r[7], r[8], r[9],
+                            stamp, r[10] + 1, r[11], bool(r[12])) for r in rows]
 
         return await self._write_in_thread(job)
 
     async def settle_sends(self, outcomes: list[SendOutcome]) -> None:
         """Record what a batch of hand-offs to the driver came to, in one commit."""
+        sent = orjson.dumps([(o.message_id, o.wa_id) for o in outcomes
+                             if o.status == "sent"]).decode()
+        others = [o for o in outcomes if o.status != "sent"]
+
         def job(db: sqlite3.Connection) -> None:
             now = time.time()
-            for o in outcomes:
-                if o.status == "sent":
-                    _to_status(db, o.message_id, "sent", None, ("queued", "sending"), now,
-                               o.wa_id)
-                elif o.status == "retry":
+            # sending -> sent for the whole batch in two statements: the events for exactly
+            # the rows the update moves, then the update.
+            db.execute("INSERT INTO message_events (message_id, status, detail, at) "
+                       "SELECT m.id, 'sent', NULL, ? FROM json_each(?) j "
+                       "JOIN messages m ON m.id = json_extract(j.value, '$[0]') "
+                       "WHERE m.status IN ('queued', 'sending') ORDER BY j.key", (now, sent))
+            db.execute("UPDATE messages SET status = 'sent', updated_at = ?, "
+                       "wa_id = json_extract(j.value, '$[1]') FROM json_each(?) AS j "
+                       "WHERE messages.id = json_extract(j.value, '$[0]') "
+                       "AND messages.status IN ('queued', 'sending')", (now, sent))
+            for o in others:
+                if o.status == "retry":
                     _to_retry(db, o.message_id, o.retry_at or now, o.error or "", now)
                 else:
                     _to_status(db, o.message_id, "failed", o.error, ("queued", "sending"), now)
@@ -632,24 +663,45 @@ async def _connect(path: Path, *pragmas: str) -> aiosqlite.Connection:
     return conn
 
 
-def _run_jobs(conn: sqlite3.Connection, jobs: list[tuple[SyncJob[Any], asyncio.Future[Any]]],
+def _run_jobs(conn: sqlite3.Connection, jobs: list[tuple[_InThread[Any], asyncio.Future[Any]]],
               begin: bool, commit: bool,
               ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-    """On the writer thread: each job in its own SAVEPOINT, as `_commit` does for async jobs.
-    Futures are only carried through; they are resolved back on the event loop."""
+    """On the writer thread: each job (or run of `many` jobs) in its own SAVEPOINT, as `_commit`
+    does for async jobs. Futures are only carried through; they are resolved on the loop."""
     outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
     if begin:
         conn.execute("BEGIN IMMEDIATE")
-    for fn, future in jobs:
+    i = 0
+    while i < len(jobs):
+        job = jobs[i][0]
+        j = i + 1
+        if job.many is not None:
+            while j < len(jobs) and jobs[j][0].many is job.many:
+                j += 1
+        if j - i > 1 and job.many is not None:
+            conn.execute("SAVEPOINT job")
+            try:
+                results = job.many(conn, [jb.item for jb, _ in jobs[i:j]])
+            except Exception:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                j = i + 1  # one by one, below
+            else:
+                conn.execute("RELEASE job")
+                outcomes += [(f, r, None) for (_, f), r in zip(jobs[i:j], results, strict=True)]
+                i = j
+                continue
+        future = jobs[i][1]
         conn.execute("SAVEPOINT job")
         try:
-            result = fn(conn)
+            result = job.fn(conn)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             outcomes.append((future, None, exc))
         else:
             outcomes.append((future, result, None))
         conn.execute("RELEASE job")
+        i = j
     if commit:
         conn.execute("COMMIT")
     return outcomes
@@ -682,6 +734,31 @@ def _message(r: aiosqlite.Row) -> Message:
                    r["attempts"] if "attempts" in keys else 0,
                    r["expires_at"] if "expires_at" in keys else None,
                    bool(r["in_doubt"]) if "in_doubt" in keys else False)
+
+
+def _enqueue_many(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[None]:
+    """Queued messages and their `queued` events, a few multi-row INSERTs for the lot."""
+    for start in range(0, len(rows), 256):  # 256 x 9 bound values, well under SQLite's limit
+        chunk = rows[start:start + 256]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"] * len(chunk))
+        db.execute("INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, "  # noqa: S608
+                   f"status, created_at, updated_at, expires_at) VALUES {values}",
+                   [v for r in chunk for v in r])
+        events = ", ".join(["(?, 'queued', NULL, ?)"] * len(chunk))
+        db.execute("INSERT INTO message_events (message_id, status, detail, at) "  # noqa: S608
+                   f"VALUES {events}", [v for r in chunk for v in (r[0], r[6])])
+    return [None] * len(rows)
+
+
+def _claimable(db: sqlite3.Connection, due: str, args: tuple[Any, ...]) -> list[list[Any]]:
+    """Queued messages of one device, oldest first, as one JSON array in one SQLite call."""
+    row = db.execute(
+        "SELECT json_group_array(json_array(rowid, id, partner_id, device_id, recipient, "  # noqa: S608
+        "kind, body, wa_id, error, created_at, attempts, expires_at, in_doubt)) FROM ("
+        f"SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' AND {due} "
+        "ORDER BY rowid LIMIT ?)", args).fetchone()
+    rows: list[list[Any]] = orjson.loads(row[0]) if row and row[0] else []
+    return rows
 
 
 def _to_status(db: sqlite3.Connection, message_id: str, status: str, error: str | None,

@@ -211,6 +211,10 @@ class WebhookStoreMixin:
         result: WebhookEndpoint | None = await self._write(job)
         return result
 
+    async def webhook_backlog(self) -> int:
+        row = await self._one("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+        return int(row[0]) if row else 0
+
     async def release_deliveries(self, ids: list[int]) -> None:
         async def job(db: aiosqlite.Connection) -> None:
             await db.executemany(

@@ -22,6 +22,7 @@ import httpx
 from gateway import __version__
 from gateway.config import WebhooksConfig
 from gateway.errors import ApiError
+from gateway.metrics import Metrics
 from gateway.store import Store
 from gateway.store.base import WebhookAttempt, WebhookDelivery
 from gateway.tokens import TokenVault
@@ -37,7 +38,8 @@ BATCH = 200
 
 class WebhookSender:
     def __init__(self, store: Store, vault: TokenVault, settings: WebhooksConfig,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
         self.vault = vault
         self.settings = settings
@@ -48,6 +50,7 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._slots = anyio.CapacityLimiter(settings.concurrency)
         self._busy: Counter[int] = Counter()
+        self.metrics = metrics
 
     def wake(self) -> None:
         self._wake.set()
@@ -147,6 +150,9 @@ class WebhookSender:
             outcome, retry_at = "gone", None
         else:
             outcome, retry_at = "failed", self._next_try(delivery.attempts, retry_after)
+        if self.metrics is not None:
+            self.metrics.webhook_attempts.labels(
+                "delivered" if outcome == "delivered" else "failed").inc()
         disabled = await self.store.finish_attempt(
             delivery, attempt, outcome=outcome, retry_at=retry_at,
             disable_after=self.settings.disable_after)
