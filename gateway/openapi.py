@@ -172,6 +172,13 @@ def _paths(simulated: bool) -> dict[str, dict[str, Any]]:
         f"{dev}/rotate-token": {"post": op(
             "New send URL; the old one works for sessions.token_grace_seconds", "devices",
             ok=(200, success(device_token=STR, send_url=STR, previous_valid_until=TIME)))},
+        f"{dev}/link": {
+            "post": op("Make an expiring link page for the end user (no partner key in it)",
+                       "devices", body=obj([], expires_in=NUM), errors=(401, 404),
+                       ok=(201, success(link_url=STR, expires_at=TIME))),
+            "delete": op("Revoke the device's link pages", "devices",
+                         ok=(200, success(revoked=INT))),
+        },
         f"{dev}/messages": {"get": op(
             "The device's messages, newest first", "messages",
             query={"status": STR, "to": STR, "since": STR, "until": STR, "cursor": STR,
@@ -256,6 +263,39 @@ def _paths(simulated: bool) -> dict[str, dict[str, Any]]:
                 errors=(400, 401, 404))},
         })
     for path, item in paths.items():
+        names = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if names:
+            item["parameters"] = [{"name": n, "in": "path", "required": True, "schema": STR}
+                                  for n in names]
+    return paths
+
+
+PAGE_PREFIXES = ("/console", "/link/")
+PAGE_MEDIA = {"/events": "text/event-stream", "qr.png": "image/png", "/state": "application/json"}
+
+
+def page_paths(routes: list[Any]) -> dict[str, Any]:
+    """The browser pages (console, link page), described from the route table itself: they are
+    HTML for people, so their entry says what they are, not a schema."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(PAGE_PREFIXES) or not getattr(route, "methods", None):
+            continue
+        media = next((m for suffix, m in PAGE_MEDIA.items() if path.endswith(suffix)),
+                     "text/html")
+        doc = (route.endpoint.__doc__ or route.name or path).strip().splitlines()[0]
+        item = paths.setdefault(path, {})
+        for method in route.methods:
+            if method == "HEAD":
+                continue
+            item[method.lower()] = {
+                "summary": doc, "tags": ["console" if path.startswith("/console") else "link page"],
+                "security": [], "responses": {
+                    "200": {"description": "OK", "content": {media: {"schema": STR}}},
+                    "303": {"description": "Redirect after a form post or to sign in"},
+                    "404": {"description": "Unknown, expired or revoked",
+                            "content": {"text/html": {"schema": STR}}}}}
         names = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
         if names:
             item["parameters"] = [{"name": n, "in": "path", "required": True, "schema": STR}

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.api.auth import services
 from gateway.api.responses import JSON
-from gateway.openapi import document
+from gateway.openapi import document, page_paths
 from sessions.state import DeviceStatus
 
 DOCS_PAGE = """<!doctype html>
@@ -59,7 +59,9 @@ async def metrics(request: Request) -> Response:
 
 async def openapi(request: Request) -> Response:
     svc = services(request)
-    return JSON(document(svc.config.sessions.driver == "simulated", svc.config.public_url))
+    pages = page_paths(list(request.app.routes))
+    return JSON(document(svc.config.sessions.driver == "simulated", svc.config.public_url,
+                         pages))
 
 
 async def docs(request: Request) -> Response:

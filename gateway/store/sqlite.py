@@ -482,11 +482,11 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin):
                     "INSERT OR REPLACE INTO idempotency (scope, key, fingerprint, message_id, "
                     "created_at) VALUES (?, ?, ?, ?, ?)",
                     (idempotency.scope, idempotency.key, idempotency.fingerprint, message_id, now))
-            _enqueue_many(db, [row])
+            _enqueue_many(db, [values])
 
         # Without a key, concurrent enqueues go in as one multi-row INSERT (see `_InThread`).
-        row = (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at)
-        await self._submit(_InThread(job, None if idempotency else _enqueue_many, row))
+        values = (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at)
+        await self._submit(_InThread(job, None if idempotency else _enqueue_many, values))
         return Message(message_id, partner_id, device_id, recipient, kind, body, "queued", None,
                        None, now, now, 0, expires_at)
 
