@@ -79,7 +79,8 @@ async def test_link_lifecycle_create_open_revoke(gateway: Gateway, partner: Part
     assert_page_headers(r)
     assert "Maria&#39;s phone" in r.text
     assert "Link with phone number instead" in r.text
-    assert "<script>" not in r.text and "onclick" not in r.text  # scripts only from files
+    assert "<script>" not in r.text
+    assert "onclick" not in r.text
     # nothing of the partner's: no key, no device token, no send URL, no session id
     for secret in (partner.key, device["device_token"], device["send_url"], "/wa/", sid,
                    device["user_token"], "pk_", "dt_"):
@@ -90,12 +91,14 @@ async def test_link_lifecycle_create_open_revoke(gateway: Gateway, partner: Part
         stored = [row[0] for row in db.execute("SELECT token_hash FROM link_tokens")]
     finally:
         db.close()
-    assert len(stored) == 1 and token not in stored[0]
+    assert len(stored) == 1
+    assert token not in stored[0]
 
     state = await gateway.client.get(f"{path_of(link['link_url'])}/state")
     assert state.status_code == 200
     assert state.json()["device_name"] == "Maria's phone"
-    assert partner.key not in state.text and "send" not in state.text
+    assert partner.key not in state.text
+    assert "send" not in state.text
 
     second = await make_link(partner, sid, expires_in=3600)
     r = await partner.delete(f"/partner/devices/{sid}/link")
@@ -235,7 +238,8 @@ async def test_pairing_code_via_the_page(slow_qr: Gateway) -> None:
     r = await slow_qr.client.post(f"{path}/pair", json={"phone": "+91 98765 43210"})
     assert r.status_code == 200, r.text
     code = r.json()["pairing_code"]
-    assert len(code) == 9 and code[4] == "-"
+    assert len(code) == 9
+    assert code[4] == "-"
     assert r.json()["phone"] == f"+{PHONE}"
 
     # the same without a script: a form post answers with the page showing the code
@@ -255,7 +259,8 @@ async def test_pairing_code_via_the_page(slow_qr: Gateway) -> None:
     state = await wait_for(connected)
     assert state["phone"] == f"+{PHONE}"
     page = await slow_qr.client.get(path)
-    assert f"+{PHONE}" in page.text and "Connected" in page.text
+    assert f"+{PHONE}" in page.text
+    assert "Connected" in page.text
     r = await slow_qr.client.post(f"{path}/pair", json={"phone": PHONE})
     assert_error(r, 409, "already_linked")
 
@@ -273,7 +278,8 @@ async def test_expired_codes_can_be_restarted_from_the_page(
     assert r.status_code == 200, r.text
     assert r.json()["view"] in ("waiting", "qr")
     r = await gateway.client.post(f"{path}/start", data={"go": "1"})
-    assert r.status_code == 303 and r.headers["location"] == path
+    assert r.status_code == 303
+    assert r.headers["location"] == path
 
 
 async def test_static_assets_are_packaged_and_hardened(gateway: Gateway) -> None:
@@ -299,5 +305,6 @@ async def test_events_end_with_gone_once_the_link_is_revoked(
                 assert (await partner.delete(f"/partner/devices/{sid}/link")).status_code == 200
             if event == "gone":
                 break
-    assert seen[0] == "state" and seen[-1] == "gone"
+    assert seen[0] == "state"
+    assert seen[-1] == "gone"
     assert time.monotonic() - started < 3  # the next QR rotation ends the stream
