@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sqlite3
@@ -119,12 +120,17 @@ async def test_expired_link_is_a_404_page(gateway: Gateway, partner: Partner) ->
     device = await partner.create_device()
     link = await make_link(partner, device["session_id"], expires_in=60)
     assert (await gateway.client.get(path_of(link["link_url"]))).status_code == 200
-    db = sqlite3.connect(gateway.config.database_path)
-    try:
-        with db:
-            db.execute("UPDATE link_tokens SET expires_at = ?", (time.time() - 1,))
-    finally:
-        db.close()
+
+    def expire() -> None:
+        # in a thread: the in-process daemon shares this event loop and must keep committing
+        db = sqlite3.connect(gateway.config.database_path)
+        try:
+            with db:
+                db.execute("UPDATE link_tokens SET expires_at = ?", (time.time() - 1,))
+        finally:
+            db.close()
+
+    await asyncio.to_thread(expire)
     assert_missing_page(await gateway.client.get(path_of(link["link_url"])))
 
 
