@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sim_scan)
 
     s = sub.add_parser("doctor", help="check the installation; prints a fix for each failure")
+    s.add_argument("--live", action="store_true",
+                   help="also link a real phone (QR in the terminal) and send one message")
+    s.add_argument("--to", metavar="PHONE", help="with --live: who receives the message")
+    s.add_argument("--message", default="wagate live check", help="with --live: the text")
     s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("backup", help="online backup of the database, secret and WhatsApp stores")
@@ -228,7 +232,15 @@ def cmd_doctor(config: Config, args: argparse.Namespace) -> None:
     checks = run_checks(config)
     _table([[c.name, "ok" if c.ok else "FAIL", c.detail, c.fix] for c in checks],
            ["CHECK", "STATUS", "DETAIL", "FIX"])
-    if not all(c.ok for c in checks):
+    ok = all(c.ok for c in checks)
+    if args.live:
+        from gateway.live_check import live_check
+
+        if not args.to:
+            raise WagateError("doctor --live needs --to PHONE (who receives the test message)")
+        print("\nlive check: link a phone, send one message, show its receipts")
+        ok = asyncio.run(live_check(config, args.to, args.message, sys.stdout)) and ok
+    if not ok:
         raise SystemExit(1)
 
 
