@@ -9,10 +9,12 @@ RUN_LIBS  := libmagic.so.1
 RUN_PKGS  := libmagic1
 TEST_LIBS := libzbar.so.0
 TEST_PKGS := libzbar0
+# The browser tests drive Debian's chromium (not playwright's download); without it they skip.
+CHROMIUM  := /usr/bin/chromium
 # `make run` is the newcomer's demo: the simulated WhatsApp unless told otherwise.
 export WAGATE_DRIVER ?= simulated
 
-.PHONY: run test lint typecheck pytest venv clean bench sysdeps-run sysdeps-test
+.PHONY: run test lint typecheck pytest venv clean bench sysdeps-run sysdeps-test _chromium
 
 run: $(STAMP)
 	$(BIN)/wagate serve
@@ -43,6 +45,20 @@ sysdeps-run:
 
 sysdeps-test:
 	@$(MAKE) --no-print-directory _need LIBS="$(TEST_LIBS)" PKGS="$(TEST_PKGS)"
+	@$(MAKE) --no-print-directory _chromium
+
+# chromium for the browser tests: installed when we can (root + apt-get), else one message and
+# the browser tests skip; a failed install does not stop the rest of the suite either.
+_chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    $(MAKE) --no-print-directory _apt PKGS=chromium \
+	      WHY="$(CHROMIUM) is missing (browser tests)" || \
+	    echo "could not install chromium: the browser tests will skip" >&2; \
+	  else \
+	    echo "$(CHROMIUM) is missing: the browser tests will skip (to run them: sudo apt-get install --no-install-recommends chromium)" >&2; \
+	  fi; \
+	fi
 
 # Install Debian packages for missing shared libraries when we can (root + apt-get), else say so.
 _need:

@@ -3,6 +3,7 @@ sign-out, and the pages (users, devices, test send, messages, webhooks) over rea
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -169,12 +170,17 @@ async def test_rotating_the_key_ends_console_sessions(
         gateway: Gateway, console: Console, partner: Partner) -> None:
     await console.sign_in(partner.key)
     assert (await console.get("/console/devices")).status_code == 200
-    db = sqlite3.connect(gateway.config.database_path)
-    try:
-        with db:
-            db.execute("UPDATE partners SET key_hash = ?", (token_hash(new_token("pk")),))
-    finally:
-        db.close()
+
+    def rotate() -> None:  # what `wagate partners rotate-key` does, from another connection
+        # in a thread: the in-process daemon shares this event loop and must keep committing
+        db = sqlite3.connect(gateway.config.database_path)
+        try:
+            with db:
+                db.execute("UPDATE partners SET key_hash = ?", (token_hash(new_token("pk")),))
+        finally:
+            db.close()
+
+    await asyncio.to_thread(rotate)
     assert (await console.get("/console/devices")).status_code == 303
 
 
