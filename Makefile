@@ -14,7 +14,7 @@ CHROMIUM  := /usr/bin/chromium
 # `make run` is the newcomer's demo: the simulated WhatsApp unless told otherwise.
 export WAGATE_DRIVER ?= simulated
 
-.PHONY: run test lint typecheck pytest venv clean bench sysdeps-run sysdeps-test _chromium
+.PHONY: run test lint typecheck pytest venv clean bench fuzz sysdeps-run sysdeps-test _chromium
 
 run: $(STAMP)
 	$(BIN)/wagate serve
@@ -81,6 +81,11 @@ _apt:
 bench: $(STAMP)
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory _apt PKGS=wrk WHY="wrk is missing"
 	$(BIN)/python bench/send.py
+
+# schemathesis against a live daemon (simulated driver): no 5xx, every answer as documented.
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -101,7 +101,8 @@ def main() -> None:
     env = {**os.environ, "WAGATE_DATA_DIR": str(work / "data"), "WAGATE_PORT": str(port),
            "WAGATE_DRIVER": "simulated", "WAGATE_DELIVERY_RATE_PER_MINUTE": "0",
            "WAGATE_SIMULATED_SEND_SECONDS": "0", "WAGATE_SIMULATED_CONNECT_SECONDS": "0.01",
-           "WAGATE_SERVER_ACCESS_LOG": "false", "WAGATE_LOG_LEVEL": "warning"}
+           "WAGATE_SERVER_ACCESS_LOG": "false", "WAGATE_LOG_LEVEL": "warning",
+           "WAGATE_SECURITY_SEND_RATE_PER_MINUTE": "0"}
     daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (work / "bare.py").write_text(BARE_APP)

@@ -11,6 +11,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from gateway import pages
@@ -18,6 +19,7 @@ from gateway.api import (
     admin,
     devices,
     health,
+    keys,
     links,
     messages,
     ops,
@@ -33,6 +35,8 @@ from gateway.datadir import check_secret, init_data_dir
 from gateway.errors import ApiError
 from gateway.metrics import Metrics
 from gateway.middleware import BodyLimit, RequestContext
+from gateway.security.guard import Security
+from gateway.security.middleware import Hardening
 from gateway.services import Services
 from gateway.store import Store, open_store
 from gateway.webhooks.sender import WebhookSender
@@ -56,13 +60,27 @@ def device_events(store: Store, sender: WebhookSender) -> Listener:
 
 
 def build_routes(config: Config) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [*health.routes, *partners.routes, *users.routes,
+    routes: list[BaseRoute] = [*health.routes, *partners.routes, *keys.routes, *users.routes,
                                *devices.routes, *send.routes, *messages.routes,
                                *webhooks.routes, *ops.routes(),
                                *admin.routes, *links.routes, *pages.routes()]
     if config.sessions.driver == "simulated":
         routes += sim.routes
     return routes
+
+
+def cors(config: Config) -> list[Middleware]:
+    """CORS only for the origins the operator named; none configured: no CORS headers at all."""
+    origins = [o.strip() for o in config.server.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["x-api-key", "x-user-token", "content-type", "idempotency-key",
+                       "x-request-id"],
+        expose_headers=["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+                        "retry-after", "x-request-id", "idempotent-replayed"],
+        max_age=600)]
 
 
 def create_app(config: Config) -> Starlette:
@@ -76,6 +94,7 @@ def create_app(config: Config) -> Starlette:
             await check_secret(store, vault)
             driver = load_driver(config)
             manager = SessionManager(store, driver, config.sessions, config.delivery)
+            manager.held.update(await store.partner_ids_with_status("suspended"))
             sender = WebhookSender(store, vault, config.webhooks, metrics=metrics)
             manager.listeners.append(device_events(store, sender))
             # Half the budget for in-flight requests (uvicorn), half for the sessions.
@@ -83,7 +102,7 @@ def create_app(config: Config) -> Starlette:
                     anyio.create_task_group() as tg:
                 tg.start_soon(sender.run, name="webhook sender")
                 app.state.services = Services(config, store, vault, driver, manager, sender,
-                                              metrics)
+                                              metrics, security=Security(config.security))
                 log.info("wagate ready on %s (driver: %s)", config.public_url, driver.name)
                 try:
                     yield
@@ -95,7 +114,9 @@ def create_app(config: Config) -> Starlette:
 
     return Starlette(
         routes=build_routes(config),
-        middleware=[Middleware(RequestContext, metrics=metrics),
+        middleware=[*cors(config),
+                    Middleware(RequestContext, metrics=metrics),
+                    Middleware(Hardening, config=config.server),
                     Middleware(BodyLimit, limit=config.server.max_body_bytes)],
         exception_handlers={
             ApiError: handle_api_error,

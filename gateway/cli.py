@@ -68,9 +68,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--email", required=True)
     s.add_argument("--domain", default="")
     s.set_defaults(func=_store_cmd(partners_create))
-    s = partners.add_parser("rotate-key", help="issue a new API key (the old one stops working)")
+    s = partners.add_parser("rotate-key", help="issue a new primary API key (the old primary "
+                            "key stops working; other named keys stay)")
     s.add_argument("partner_id", type=int)
     s.set_defaults(func=_store_cmd(partners_rotate))
+    s = partners.add_parser("approve", help="approve a pending partner (its key starts working)")
+    s.add_argument("partner_id", type=int)
+    s.set_defaults(func=cmd_partner_status, action="approve")
+    s = partners.add_parser("suspend", help="suspend a partner: 403 everywhere, sending stops")
+    s.add_argument("partner_id", type=int)
+    s.add_argument("--reason", help="shown to the partner in the 403 answer")
+    s.set_defaults(func=cmd_partner_status, action="suspend")
+    s = partners.add_parser("resume", help="resume a suspended partner")
+    s.add_argument("partner_id", type=int)
+    s.set_defaults(func=cmd_partner_status, action="resume")
+    s = partners.add_parser("limits", help="show or set a partner's rate limits")
+    s.add_argument("partner_id", type=int)
+    s.add_argument("--api", type=_rate, metavar="N|default", default=argparse.SUPPRESS,
+                   help="requests per minute per API key (0: unlimited)")
+    s.add_argument("--send", type=_rate, metavar="N|default", default=argparse.SUPPRESS,
+                   help="requests per minute per send URL (0: unlimited)")
+    s.set_defaults(func=cmd_partner_limits)
+
+    s = sub.add_parser("audit", help="show the audit log (newest first)")
+    s.add_argument("--partner", type=int, help="only this partner's entries")
+    s.add_argument("--limit", type=int, default=50, help="entries to show (1-200)")
+    s.set_defaults(func=cmd_audit)
 
     devices = sub.add_parser("devices", help="inspect devices").add_subparsers(
         title="device commands", metavar="ACTION")
@@ -168,18 +191,31 @@ def _table(rows: list[list[Any]], headers: list[str]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _limit_text(value: int | None, default: int) -> str:
+    if value is None:
+        return f"{default or 'unlimited'} (default)"
+    return str(value or "unlimited")
+
+
 async def partners_list(store: Store, config: Config, args: argparse.Namespace) -> None:
     rows = []
+    sec = config.security
     for p in await store.list_partners():
         counts = await store.partner_counts(p.id)
         rows.append([p.id, p.name, p.email, p.domain, p.status, counts["users"],
-                     counts["devices"]["total"]])
-    _table(rows, ["ID", "NAME", "EMAIL", "DOMAIN", "STATUS", "USERS", "DEVICES"])
+                     counts["devices"]["total"],
+                     _limit_text(p.api_rate_per_minute, sec.api_rate_per_minute),
+                     _limit_text(p.send_rate_per_minute, sec.send_rate_per_minute)])
+    _table(rows, ["ID", "NAME", "EMAIL", "DOMAIN", "STATUS", "USERS", "DEVICES", "API/MIN",
+                  "SEND/MIN"])
 
 
 async def partners_create(store: Store, config: Config, args: argparse.Namespace) -> None:
     key = new_token(PARTNER_KEY)
     partner = await store.create_partner(args.name, args.email, args.domain, token_hash(key))
+    await store.set_key_hint(token_hash(key), key[-4:])
+    await store.add_audit(partner.id, "operator", None, "cli", "partner.created",
+                          str(partner.id), None, {"name": args.name, "email": args.email})
     print(f"partner {partner.id} created; API key (shown once): {key}")
 
 
@@ -188,7 +224,63 @@ async def partners_rotate(store: Store, config: Config, args: argparse.Namespace
         raise WagateError(f"no partner {args.partner_id}")
     key = new_token(PARTNER_KEY)
     await store.set_partner_key(args.partner_id, token_hash(key))
+    await store.set_key_hint(token_hash(key), key[-4:])
+    await store.add_audit(args.partner_id, "operator", None, "cli", "partner.key_rotated",
+                          str(args.partner_id), None, {})
     print(f"partner {args.partner_id}: new API key (shown once): {key}")
+
+
+def _rate(text: str) -> int | None:
+    if text == "default":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("a whole number of requests per minute, or default")
+    return int(text)
+
+
+def _print_partner(p: dict[str, Any]) -> None:
+    limits = p["limits"]
+    print(f"partner {p['partner_id']} ({p['name']}): {p['status']}"
+          + (f" ({p['status_reason']})" if p.get("status_reason") else ""))
+    print(f"  API requests per minute per key: "
+          f"{limits['effective_api_rate_per_minute'] or 'unlimited'}"
+          + (" (default)" if limits["api_rate_per_minute"] is None else ""))
+    print(f"  requests per minute per send URL: "
+          f"{limits['effective_send_rate_per_minute'] or 'unlimited'}"
+          + (" (default)" if limits["send_rate_per_minute"] is None else ""))
+
+
+def cmd_partner_status(config: Config, args: argparse.Namespace) -> None:
+    body = {"reason": args.reason} if getattr(args, "reason", None) else {}
+    with _admin(config) as client:
+        r = client.post(f"/admin/partners/{args.partner_id}/{args.action}", json=body)
+        _print_partner(_checked(r)["partner"])
+
+
+def cmd_partner_limits(config: Config, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {}
+    if hasattr(args, "api"):
+        body["api_rate_per_minute"] = args.api
+    if hasattr(args, "send"):
+        body["send_rate_per_minute"] = args.send
+    with _admin(config) as client:
+        if body:
+            r = client.post(f"/admin/partners/{args.partner_id}/limits", json=body)
+        else:
+            r = client.get(f"/admin/partners/{args.partner_id}")
+        _print_partner(_checked(r)["partner"])
+
+
+def cmd_audit(config: Config, args: argparse.Namespace) -> None:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.partner is not None:
+        params["partner_id"] = args.partner
+    with _admin(config) as client:
+        entries = _checked(client.get("/admin/audit", params=params))["entries"]
+    _table([[e["at"], e["partner_id"], e["action"], e["target"],
+             e["key_name"] if e["actor"] == "key" else e["actor"], e["ip"],
+             ", ".join(f"{k}={v}" for k, v in e["detail"].items())] for e in entries],
+           ["AT", "PARTNER", "ACTION", "TARGET", "ACTOR", "IP", "DETAIL"])
 
 
 async def devices_list(store: Store, config: Config, args: argparse.Namespace) -> None:

@@ -52,6 +52,19 @@ class ServerConfig:
     log_format: str = setting("text", "Log line format.", env="WAGATE_LOG_FORMAT",
                               choices=("text", "json"))
     access_log: bool = setting(True, "Log one line per request (tokens in paths are redacted).")
+    max_header_count: int = setting(64, "Most request headers accepted; more gets 431.",
+                                    minimum=8, maximum=1000)
+    max_header_bytes: int = setting(16384, "Largest total size of the request headers in "
+                                    "bytes; larger gets 431.", minimum=1024)
+    request_timeout: float = setting(
+        60.0, "Seconds a request may take (reading its body included) before it is answered "
+        "503 request_timeout; 0 turns it off. Send URLs (bounded by delivery.send_wait) and "
+        "event streams are exempt, so a committed send is never cut short.", minimum=0,
+        maximum=3600)
+    cors_origins: str = setting(
+        "", "Comma-separated origins allowed to call the API from a browser (CORS), e.g. "
+        "https://app.example.com. Empty: no CORS headers at all (browsers refuse cross-origin "
+        "calls).")
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,37 @@ class WebhooksConfig:
         return [float(x) for x in self.retry_schedule.split(",") if x.strip()]
 
 
+REGISTRATION = ("open", "approval", "closed")
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    registration: str = setting(
+        "open", "Who may register as a partner with POST /partner/register. open: anyone, the "
+        "key works at once (a LAN or a trusted network). approval: anyone, but the key answers "
+        "403 partner_pending until the operator approves (wagate partners approve). closed: "
+        "nobody; the operator creates partners (wagate partners create). On a public VPS use "
+        "approval or closed.", env="WAGATE_REGISTRATION", choices=REGISTRATION)
+    api_rate_per_minute: int = setting(
+        600, "Requests per minute per partner API key (a token bucket: bursts up to this many); "
+        "0: unlimited. The operator can override it per partner.", minimum=0)
+    send_rate_per_minute: int = setting(
+        120, "Requests per minute per send URL (sends and status reads); 0: unlimited. The "
+        "operator can override it per partner.", minimum=0)
+    register_per_hour: int = setting(
+        10, "Registrations per hour from one client IP address; 0: unlimited.", minimum=0)
+    link_page_per_minute: int = setting(
+        120, "Requests per minute from one client IP address to the device link pages "
+        "(/link/...); 0: unlimited.", minimum=0)
+    failed_auth_per_minute: int = setting(
+        30, "Failed credential lookups (unknown API key, send URL, link or operator token) per "
+        "minute from one client IP address before that address is blocked; 0: unlimited.",
+        minimum=0)
+    failed_auth_block_seconds: float = setting(
+        300.0, "Seconds an address that exceeded failed_auth_per_minute gets 429 on every "
+        "request that carries a credential.", minimum=0)
+
+
 @dataclass(frozen=True)
 class SimulatedConfig:
     qr_codes: int = setting(6, "QR codes in one pairing attempt (whatsmeow: 6).", minimum=1)
@@ -188,6 +232,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     simulated: SimulatedConfig = field(default_factory=SimulatedConfig)
     neonize: NeonizeConfig = field(default_factory=NeonizeConfig)
 
@@ -222,6 +267,7 @@ SECTIONS: dict[str, type[Any]] = {
     "sessions": SessionsConfig,
     "delivery": DeliveryConfig,
     "webhooks": WebhooksConfig,
+    "security": SecurityConfig,
     "simulated": SimulatedConfig,
     "neonize": NeonizeConfig,
 }
@@ -312,6 +358,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except ValueError:
         raise ConfigError("webhooks.retry_schedule: a comma-separated list of seconds, e.g. "
                           '"5,300,1800"') from None
+    for origin in config.server.cors_origins.split(","):
+        origin = origin.strip()
+        if origin and origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(f"server.cors_origins: {origin!r} is not an origin like "
+                              "https://app.example.com")
     if config.sessions.backoff_max < config.sessions.backoff_initial:
         raise ConfigError("sessions.backoff_max: must be at least sessions.backoff_initial")
     return config

@@ -12,6 +12,8 @@
     │   ├── Conflict            409  the resource is not in a state that allows this
     │   ├── PayloadTooLarge     413
     │   ├── Unprocessable       422  well-formed but invalid (e.g. a phone number)
+    │   ├── TooManyRequests     429  a rate limit (with Retry-After)
+    │   ├── HeadersTooLarge     431  too many or too large request headers
     │   └── ServiceUnavailable  503  shutting down, or the driver cannot take work now
     └── DriverError                  a WhatsApp driver failed (sessions.drivers.base)
         ├── DriverNotReady           cannot connect now; the supervisor retries with backoff
@@ -91,6 +93,20 @@ class PayloadTooLarge(ApiError):
 class Unprocessable(ApiError):
     status = 422
     code = "unprocessable"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    code = "headers_too_large"
 
 
 class ServiceUnavailable(ApiError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,6 +16,10 @@ from gateway.logs import request_id
 from gateway.metrics import Metrics
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Request ids need to be unique, not secret: a random per-process prefix and a counter (a
+# random id per request costs a getrandom() syscall on the hot path).
+_RID_PREFIX = secrets.token_hex(4)
+_rid_counter = itertools.count(1)
 
 
 class BodyLimit:
@@ -27,8 +33,6 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"request body larger than {self.limit} bytes",
-                                    limit=self.limit)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -36,7 +40,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.limit:
-                    await error_response(too_large)(scope, receive, send)
+                    await error_response(self._too_large())(scope, receive, send)
                     return
         seen = 0
 
@@ -46,10 +50,13 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise too_large
+                    raise self._too_large()
             return message
 
         await self.app(scope, limited, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body larger than {self.limit} bytes", limit=self.limit)
 
 
 class RequestContext:
@@ -59,6 +66,7 @@ class RequestContext:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,8 +76,8 @@ class RequestContext:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")
-        if not _SAFE_ID.fullmatch(rid):
-            rid = secrets.token_hex(8)
+        if not rid or not _SAFE_ID.fullmatch(rid):
+            rid = f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()
@@ -87,6 +95,10 @@ class RequestContext:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).observe(
-                time.perf_counter() - started)
+            key = (template, scope["method"], status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self.metrics.requests.labels(
+                    template, scope["method"], str(status))
+            series.observe(time.perf_counter() - started)
             request_id.reset(token)

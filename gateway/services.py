@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import Config
 from gateway.metrics import Metrics
+from gateway.security.guard import Security
 from gateway.store import Device, Store, User
 from gateway.tokens import DEVICE_TOKEN, USER_TOKEN, TokenVault
 from gateway.webhooks.sender import WebhookSender
@@ -24,6 +25,8 @@ class Services:
     metrics: Metrics
     inflight: set[tuple[str, str]] = field(default_factory=set)
     """Idempotency keys whose first request is still being answered."""
+    security: Security = field(default_factory=Security)
+    """Rate-limit buckets, the failed-lookup guard, cached partner status (per process)."""
 
     def device_token(self, device: Device) -> str:
         return self.vault.derive(DEVICE_TOKEN, device.token_nonce)

@@ -53,12 +53,17 @@ class Dispatcher:
         self.pacer = Pacer(settings)
         self._wake = asyncio.Event()
         self._retry_at: float | None = None  # earliest resend this dispatcher scheduled
+        self.held = False  # the partner is suspended: leave the queue alone (manager.hold)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
         while True:
+            if self.held:
+                self._wake.clear()
+                await self._wake.wait()  # hold() wakes it when the partner is resumed
+                continue
             if self.sup.status is not DeviceStatus.CONNECTED:
                 await self.sup.changed()
                 continue
@@ -140,7 +145,7 @@ class Dispatcher:
 
     async def _deliver(self, message: Message) -> bool:
         """Send one message; False when the device cannot take more now."""
-        if self.sup.status is not DeviceStatus.CONNECTED:
+        if self.sup.status is not DeviceStatus.CONNECTED or self.held:
             return False
         await self.pacer.wait(message.recipient)
         if not await self.store.mark_sending(message.id):

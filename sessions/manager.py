@@ -43,6 +43,7 @@ class SessionManager:
         self._scopes: dict[int, anyio.CancelScope] = {}
         self._tg: TaskGroup | None = None
         self.ready = False
+        self.held: set[int] = set()  # suspended partners: their devices send nothing
 
     @asynccontextmanager
     async def running(self, shutdown_timeout: float = 8.0) -> AsyncIterator[SessionManager]:
@@ -79,8 +80,22 @@ class SessionManager:
         return sup
 
     def _supervisor(self, device: Device) -> DeviceSupervisor:
-        return DeviceSupervisor(device, self.driver, self.store, self.settings, self.delivery,
-                                self.outcomes, self._notify)
+        sup = DeviceSupervisor(device, self.driver, self.store, self.settings, self.delivery,
+                               self.outcomes, self._notify)
+        sup.dispatcher.held = device.partner_id in self.held
+        return sup
+
+    def hold(self, partner_id: int, held: bool) -> None:
+        """Stop (or resume) dispatching the queued messages of a partner's devices; their
+        sessions stay connected and keep receiving."""
+        if held:
+            self.held.add(partner_id)
+        else:
+            self.held.discard(partner_id)
+        for sup in self._supervisors.values():
+            if sup.partner_id == partner_id:
+                sup.dispatcher.held = held
+                sup.dispatcher.wake()
 
     def wake(self, device_id: int) -> None:
         """A message was queued for this device."""

@@ -31,6 +31,13 @@ FAST = {
     "WAGATE_DRIVER": "simulated",
     "WAGATE_DELIVERY_RATE_PER_MINUTE": "0",
     "WAGATE_DELIVERY_RETRY_INITIAL": "0.05",
+    # Tests poll hard from one address: limits high enough never to bite, still charged (so
+    # every response carries X-RateLimit-*); tests/test_security.py tests the real ones.
+    "WAGATE_SECURITY_API_RATE_PER_MINUTE": "100000",
+    "WAGATE_SECURITY_SEND_RATE_PER_MINUTE": "100000",
+    "WAGATE_SECURITY_REGISTER_PER_HOUR": "100000",
+    "WAGATE_SECURITY_LINK_PAGE_PER_MINUTE": "100000",
+    "WAGATE_SECURITY_FAILED_AUTH_PER_MINUTE": "100000",
 }
 
 

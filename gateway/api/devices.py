@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from gateway.api.auth import (
     forget_send_tokens,
+    may,
     partner_device,
     require_partner,
     require_user,
@@ -22,6 +23,7 @@ from gateway.api.responses import JSON, iso, success
 from gateway.errors import Conflict, PairingError, ServiceUnavailable
 from gateway.phone import normalize_phone
 from gateway.qr import qr_data_url
+from gateway.security.audit import record
 from gateway.services import Services
 from gateway.store import Device
 from gateway.tokens import DEVICE_TOKEN, new_nonce, new_session_id, token_hash
@@ -31,7 +33,9 @@ from sessions.supervisor import DeviceSupervisor
 UNLINKED_IDLE = (DeviceStatus.NEW, DeviceStatus.UNLINKED, DeviceStatus.LOGGED_OUT)
 
 
-def device_view(svc: Services, device: Device) -> dict[str, Any]:
+def device_view(svc: Services, device: Device, *, send: bool = True) -> dict[str, Any]:
+    """A device as the API shows it; `send=False` (an API key without messages:send) leaves
+    the send URL out, since it is the credential that sends."""
     sup = svc.manager.get(device.id)
     if sup is not None:
         status, phone, since, error = sup.status.value, sup.phone, sup.since, sup.last_error
@@ -45,7 +49,7 @@ def device_view(svc: Services, device: Device) -> dict[str, Any]:
         "phone": phone,
         "since": iso(since),
         "last_error": error,
-        "send_url": svc.send_url(device),
+        "send_url": svc.send_url(device) if send else None,
         "qr_url": svc.qr_url(device),
         "created_at": iso(device.created_at),
     }
@@ -60,7 +64,7 @@ def _supervisor(svc: Services, device: Device) -> DeviceSupervisor:
 
 
 async def create_device(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     user = await require_user(request, partner)
     data = await json_body(request)
     name = text_field(data, "device_name", max_len=100)
@@ -71,9 +75,10 @@ async def create_device(request: Request) -> Response:
                                            token_hash(token))
     sup = svc.manager.add(device)
     await sup.request_pairing()
-    return success(201, session_id=device.session_id, device_token=token,
-                   send_url=svc.send_url(device), qr_url=svc.qr_url(device), device_name=name,
-                   status=sup.status.value)
+    send = may(request, "messages:send")
+    return success(201, session_id=device.session_id, device_token=token if send else None,
+                   send_url=svc.send_url(device) if send else None, qr_url=svc.qr_url(device),
+                   device_name=name, status=sup.status.value)
 
 
 @lru_cache(maxsize=512)
@@ -82,7 +87,7 @@ def _qr_image(code: str) -> str:
 
 
 async def device_qr(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:read")
     device = await partner_device(request, partner)
     sup = _supervisor(services(request), device)
     if sup.status is DeviceStatus.CONNECTED:
@@ -100,24 +105,26 @@ async def device_qr(request: Request) -> Response:
 
 
 async def device_status(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:read")
     device = await partner_device(request, partner)
-    return success(**device_view(services(request), device))
+    return success(**device_view(services(request), device,
+                                 send=may(request, "messages:send")))
 
 
 async def delete_device(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     svc = services(request)
     await svc.store.delete_device(partner.id, device.id)  # the send URL is dead from here on
     forget_send_tokens(request)
+    await record(request, partner.id, "device.deleted", device.session_id, name=device.name)
     await svc.manager.remove(device.id, logout=True)
     await svc.driver.forget(device.session_id)
     return success(message="Device removed", session_id=device.session_id)
 
 
 async def pair_device(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     data = await json_body(request)
     phone = normalize_phone(text_field(data, "phone", max_len=40), "phone")
@@ -135,7 +142,7 @@ async def pair_device(request: Request) -> Response:
 
 
 async def restart_device(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     sup = _supervisor(services(request), device)
     if sup.linked:
@@ -146,7 +153,7 @@ async def restart_device(request: Request) -> Response:
 
 
 async def logout_device(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     sup = _supervisor(services(request), device)
     if not sup.linked:
@@ -159,7 +166,7 @@ async def logout_device(request: Request) -> Response:
 
 
 async def rotate_token(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     svc = services(request)
     nonce = new_nonce()
@@ -168,9 +175,13 @@ async def rotate_token(request: Request) -> Response:
     await svc.store.rotate_device_token(partner.id, device.id, nonce, token_hash(token),
                                         grace_until)
     forget_send_tokens(request)
+    await record(request, partner.id, "device.token_rotated", device.session_id,
+                 previous_valid_until=iso(grace_until))
     rotated = await svc.store.device_by_session(partner.id, device.session_id)
     assert rotated is not None
-    return success(device_token=token, send_url=svc.send_url(rotated),
+    send = may(request, "messages:send")
+    return success(device_token=token if send else None,
+                   send_url=svc.send_url(rotated) if send else None,
                    previous_valid_until=iso(grace_until))
 
 

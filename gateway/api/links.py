@@ -17,6 +17,7 @@ from gateway.api.auth import partner_device, require_partner, services
 from gateway.api.params import json_body
 from gateway.api.responses import iso, success
 from gateway.errors import BadRequest
+from gateway.security.audit import record
 from gateway.services import Services
 from gateway.store import Device
 from gateway.store.base import LinkToken
@@ -66,20 +67,24 @@ def expires_in_field(value: object) -> float:
 
 
 async def create_link(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     data = await json_body(request, required=False)
     expires_in = expires_in_field(data.get("expires_in"))
     svc = services(request)
     token, link = await make_link(svc, device, expires_in)
+    await record(request, partner.id, "device.link_created", device.session_id,
+                 expires_at=iso(link.expires_at))
     return success(201, link_url=link_url(svc, token), expires_at=iso(link.expires_at),
                    session_id=device.session_id)
 
 
 async def revoke_links(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "devices:write")
     device = await partner_device(request, partner)
     revoked = await services(request).store.revoke_links(partner.id, device.id)
+    await record(request, partner.id, "device.links_revoked", device.session_id,
+                 revoked=revoked)
     return success(message="Link pages revoked", session_id=device.session_id, revoked=revoked)
 
 

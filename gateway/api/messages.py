@@ -34,7 +34,7 @@ async def message_view(store: Store, message: Message, *, events: bool) -> dict[
 
 
 async def partner_message(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "messages:read")
     store = services(request).store
     message = await store.message_by_id(partner.id, request.path_params["message_id"])
     if message is None:
@@ -76,7 +76,7 @@ def _limit(request: Request) -> int:
 
 
 async def device_messages(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "messages:read")
     device = await partner_device(request, partner)
     q = request.query_params
     status = q.get("status")
@@ -97,7 +97,7 @@ async def device_messages(request: Request) -> Response:
 
 
 async def device_inbound(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "messages:read")
     device = await partner_device(request, partner)
     rows = await services(request).store.list_inbound(partner.id, device.id, _limit(request))
     return success(messages=[{"message_id": m.wa_id, "from": m.sender, "chat": m.chat,

@@ -10,6 +10,21 @@ from starlette.requests import Request
 from gateway.errors import BadRequest
 
 MAX_FIELD = 4096
+MAX_JSON_DEPTH = 32  # nesting of arrays and objects in a body; no route needs more than 3
+
+
+def _too_deep(raw: bytes, data: Any) -> bool:
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # cannot nest that deep (counting brackets is cheap; walking is not)
+    level = [(data, 1)]
+    while level:
+        value, depth = level.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value \
+            if isinstance(value, list) else ()
+        level.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -25,12 +40,15 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
                          code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_json")
+    if _too_deep(raw, data):
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels",
+                         code="invalid_json")
     return data
 
 
 async def any_params(request: Request) -> dict[str, Any]:
     """Query string, overlaid by a JSON or form body (for send URLs that LAN devices call)."""
-    params: dict[str, Any] = dict(request.query_params)
+    params: dict[str, Any] = dict(request.query_params) if request.scope["query_string"] else {}
     if request.method in ("POST", "PUT", "PATCH"):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded" and (await request.body()).lstrip() \

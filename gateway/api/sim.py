@@ -15,7 +15,8 @@ from sessions.drivers.simulated import Faults, SimulatedDriver, SimulatedWhatsAp
 
 
 async def _world(request: Request) -> tuple[SimulatedWhatsApp, str]:
-    partner = await require_partner(request)
+    scope = "devices:read" if request.method == "GET" else "devices:write"
+    partner = await require_partner(request, scope)
     device = await partner_device(request, partner)
     driver = services(request).driver
     if not isinstance(driver, SimulatedDriver):

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api.auth import require_partner, services, user_by_token
+from gateway.api.auth import may, require_partner, services, user_by_token
 from gateway.api.devices import device_view
 from gateway.api.params import email_field, json_body, text_field
 from gateway.api.responses import iso, success
@@ -14,7 +14,7 @@ from gateway.tokens import USER_TOKEN, new_nonce, token_hash
 
 
 async def create_user(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "users:write")
     data = await json_body(request)
     label = text_field(data, "label", max_len=200)
     email = email_field(data, required=False)
@@ -26,7 +26,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "users:read")
     svc = services(request)
     users = await svc.store.list_users(partner.id)
     devices = await svc.store.list_devices(partner.id)
@@ -39,11 +39,12 @@ async def list_users(request: Request) -> Response:
 
 
 async def user_devices(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "users:read")
     user = await user_by_token(request, partner, request.path_params["user_token"])
     svc = services(request)
     devices = await svc.store.list_devices(partner.id, user.id)
-    return success(devices=[device_view(svc, d) for d in devices])
+    send = may(request, "messages:send")
+    return success(devices=[device_view(svc, d, send=send) for d in devices])
 
 
 routes = [

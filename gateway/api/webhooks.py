@@ -14,6 +14,7 @@ from gateway.api.auth import require_partner, services
 from gateway.api.params import json_body, text_field
 from gateway.api.responses import iso, success
 from gateway.errors import BadRequest, NotFound
+from gateway.security.audit import record
 from gateway.services import Services
 from gateway.store import Partner
 from gateway.store.base import WebhookDelivery, WebhookEndpoint
@@ -69,7 +70,7 @@ def _events(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 async def create_webhook(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     data = await json_body(request)
     url = text_field(data, "url", max_len=2000)
@@ -88,12 +89,14 @@ async def create_webhook(request: Request) -> Response:
     nonce = new_nonce()
     endpoint = await svc.store.create_webhook(partner.id, "we_" + secrets.token_hex(8), url,
                                               nonce, events, device_id)
+    await record(request, partner.id, "webhook.created", endpoint.public_id, url=url,
+                 events=list(events))
     view = webhook_view(svc, endpoint, await _sessions(svc, partner))
     return success(201, webhook=view, secret=endpoint_secret(svc.vault, nonce))
 
 
 async def list_webhooks(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     sessions = await _sessions(svc, partner)
     return success(webhooks=[webhook_view(svc, e, sessions)
@@ -101,38 +104,42 @@ async def list_webhooks(request: Request) -> Response:
 
 
 async def get_webhook(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     endpoint = await _endpoint(request, partner)
     return success(webhook=webhook_view(svc, endpoint, await _sessions(svc, partner)))
 
 
 async def delete_webhook(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     endpoint = await _endpoint(request, partner)
     await services(request).store.delete_webhook(partner.id, endpoint.id)
+    await record(request, partner.id, "webhook.deleted", endpoint.public_id, url=endpoint.url)
     return success(message="Webhook deleted", webhook_id=endpoint.public_id)
 
 
 async def rotate_secret(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     endpoint = await _endpoint(request, partner)
     nonce = new_nonce()
     until = time.time() + svc.config.webhooks.secret_overlap
     await svc.store.rotate_webhook_secret(partner.id, endpoint.id, nonce, until)
+    await record(request, partner.id, "webhook.secret_rotated", endpoint.public_id,
+                 previous_valid_until=iso(until))
     return success(secret=endpoint_secret(svc.vault, nonce), previous_valid_until=iso(until))
 
 
 async def enable_webhook(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     endpoint = await _endpoint(request, partner)
     await services(request).store.set_webhook_status(endpoint.id, "active", None)
+    await record(request, partner.id, "webhook.enabled", endpoint.public_id)
     return success(message="Webhook enabled", webhook_id=endpoint.public_id)
 
 
 async def test_webhook(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     endpoint = await _endpoint(request, partner)
     event_id = await svc.store.fanout(partner.id, None, "webhook.test",
@@ -155,7 +162,7 @@ async def _delivery_view(svc: Services, d: WebhookDelivery) -> dict[str, Any]:
 
 
 async def list_deliveries(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     endpoint = await _endpoint(request, partner)
     raw = request.query_params.get("limit", "50")
@@ -167,7 +174,7 @@ async def list_deliveries(request: Request) -> Response:
 
 
 async def redeliver(request: Request) -> Response:
-    partner = await require_partner(request)
+    partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     endpoint = await _endpoint(request, partner)
     raw = request.path_params["delivery_id"]

@@ -26,6 +26,7 @@ from gateway.api.responses import JSON, error_response
 from gateway.errors import ApiError, Conflict, NotFound, PairingError
 from gateway.pages.render import html, qr_image, qr_version, secure
 from gateway.phone import normalize_phone
+from gateway.security.guard import guard_link_page, lookup_failed
 from gateway.services import Services
 from gateway.store import Device
 from gateway.store.base import LinkToken
@@ -41,8 +42,10 @@ GONE = NotFound("this link has expired or was revoked", code="link_not_found")
 
 async def _link(request: Request) -> tuple[Services, LinkToken, Device]:
     svc = services(request)
+    guard_link_page(request)  # per-address limit, brute-force block (429)
     found = await find_link(svc, request.path_params["link_token"])
     if found is None:
+        lookup_failed(request)
         raise GONE
     return svc, *found
 

@@ -19,8 +19,11 @@ class Partner:
     name: str
     email: str
     domain: str
-    status: str
+    status: str  # active | pending (awaiting the operator's approval) | suspended
     created_at: float
+    status_reason: str | None = None
+    api_rate_per_minute: int | None = None  # operator overrides; None: the configured default
+    send_rate_per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,65 @@ class LinkStore(Protocol):
         """Revoke every live link of a device; returns how many."""
 
 
-class Store(WebhookStore, LinkStore, Protocol):
+@dataclass(frozen=True)
+class ApiKey:
+    """A partner API key (only its hash is stored). `scopes` is ("*",) for every scope."""
+
+    id: int
+    public_id: str
+    partner_id: int
+    name: str
+    hint: str | None
+    scopes: tuple[str, ...]
+    is_primary: bool
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    partner_id: int | None
+    actor: str  # key | operator | public
+    actor_id: str | None
+    actor_name: str | None
+    action: str
+    target: str | None
+    ip: str | None
+    detail: dict[str, Any]
+
+
+class SecurityStore(Protocol):
+    async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Partner] | None:
+        """A key that is not revoked (expiry is the caller's to check) with its partner."""
+    async def create_api_key(
+        self, partner_id: int, public_id: str, name: str, key_hash: str, hint: str,
+        scopes: tuple[str, ...], expires_at: float | None, max_keys: int,
+    ) -> ApiKey | None:
+        """None when the partner already has `max_keys` live keys."""
+    async def list_api_keys(self, partner_id: int) -> list[ApiKey]:
+        """Keys not revoked (expired ones included), oldest first."""
+    async def revoke_api_key(self, partner_id: int, public_id: str) -> ApiKey | None: ...
+    async def touch_api_key(self, key_id: int, at: float) -> None: ...
+    async def set_key_hint(self, key_hash: str, hint: str) -> None: ...
+    async def set_partner_status(self, partner_id: int, status: str,
+                                 reason: str | None) -> None: ...
+    async def set_partner_limits(self, partner_id: int, api_rate_per_minute: int | None,
+                                 send_rate_per_minute: int | None) -> None: ...
+    async def partner_ids_with_status(self, status: str) -> list[int]: ...
+    async def add_audit(
+        self, partner_id: int | None, actor: str, actor_id: str | None, actor_name: str | None,
+        action: str, target: str | None, ip: str | None, detail: dict[str, Any],
+    ) -> None: ...
+    async def list_audit(self, partner_id: int | None, limit: int,
+                         before: int | None = None) -> list[AuditEntry]:
+        """Newest first; `partner_id` None: every entry."""
+
+
+class Store(WebhookStore, LinkStore, SecurityStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def schema_version(self) -> int: ...
@@ -224,7 +285,7 @@ class Store(WebhookStore, LinkStore, Protocol):
 
     # partners
     async def create_partner(
-        self, name: str, email: str, domain: str, key_hash: str
+        self, name: str, email: str, domain: str, key_hash: str, status: str = "active"
     ) -> Partner: ...
     async def partner_by_key_hash(self, key_hash: str) -> Partner | None: ...
     async def partner_by_id(self, partner_id: int) -> Partner | None: ...

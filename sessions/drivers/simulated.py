@@ -291,10 +291,16 @@ class SimulatedWhatsApp:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                "INSERT INTO received (key, wa_id, recipient, kind, body, at) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key, wa_id) DO UPDATE SET attempts = attempts + 1", rows)
+            # Multi-row VALUES: one SQLite call per 256 rows (executemany is one per row, each
+            # releasing and retaking the GIL the event loop needs).
+            for start in range(0, len(rows), 256):
+                chunk = rows[start:start + 256]
+                values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                db.execute(
+                    f"INSERT INTO received (key, wa_id, recipient, kind, body, at) "  # noqa: S608
+                    f"VALUES {values} "
+                    "ON CONFLICT (key, wa_id) DO UPDATE SET attempts = attempts + 1",
+                    [v for row in chunk for v in row])
         except BaseException:
             db.execute("ROLLBACK")
             raise
