@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 
 import uvicorn
 
@@ -36,6 +37,9 @@ def serve(config: Config) -> None:
     init_data_dir(config)
     lock = lock_data_dir(config)  # noqa: F841 - held until the process exits
     asyncio.run(preflight(config))
+    # The SQLite writer thread needs the GIL back after every call into SQLite while the event
+    # loop holds it; a 1 ms switch interval (default 5 ms) measured ~10% more sends/s.
+    sys.setswitchinterval(0.001)
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(
         app,

@@ -15,6 +15,7 @@ import pytest
 from gateway.operator import OPERATOR_HEADER, operator_token
 from gateway.security.scopes import SCOPES
 from gateway.services import Services
+from gateway.store.sqlite import SQLiteStore
 from sessions.ids import new_message_id
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
 from tests.test_api_partners import assert_error
@@ -166,6 +167,31 @@ async def test_rotate_key_from_the_cli_replaces_only_the_primary_key(
     assert (await other.get("/partner/users")).status_code == 200
     names = [k.name for k in await store.list_api_keys(p.id)]
     assert names == ["other", "primary"] or sorted(names) == ["other", "primary"]
+
+
+async def test_migration_makes_existing_keys_primary_keys_with_every_scope(
+        tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    old = SQLiteStore(path, target_version=7)
+    await old.open()
+    await old.create_partner("A", "a@x", "", "h" * 64)
+    await old.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        found = await store.api_key_by_hash("h" * 64)
+        assert found is not None
+        key, partner = found
+        assert (key.name, key.scopes, key.is_primary, partner.name) == (
+            "primary", ("*",), True, "A")
+        assert await store.partner_by_key_hash("h" * 64) == partner
+        pending = await store.create_partner("B", "b@x", "", "g" * 64, "pending")
+        found = await store.api_key_by_hash("g" * 64)
+        assert found is not None
+        assert found[1] == pending
+        assert await store.partner_by_key_hash("g" * 64) is None  # the console: active only
+    finally:
+        await store.close()
 
 
 # -- rate limits ------------------------------------------------------------------------------
@@ -459,12 +485,12 @@ async def test_a_request_that_stalls_times_out(start: Starter) -> None:
 
     async def slow_body() -> AsyncIterator[bytes]:
         yield b'{"label":'
-        await asyncio.sleep(2)
+        await asyncio.sleep(1)
         yield b'"late"}'
 
     r = await limited.client.post("/partner/users", content=slow_body(),
                                   headers={**partner.headers, "content-type": "application/json"})
-    assert_error(r, 503, "request_timeout")  # answered at 0.3 s (httpx reads it after 2 s)
+    assert_error(r, 503, "request_timeout")  # answered at 0.3 s (httpx reads it after 1 s)
     assert (await partner.get("/partner/users")).json()["users"] == []
     # the send URL is exempt: its own wait (delivery.send_wait) bounds it
     device = await partner.linked_device()
@@ -493,3 +519,32 @@ def test_config_rejects_bad_security_settings(tmp_path: Path) -> None:
         load_config(env={"WAGATE_REGISTRATION": "maybe"})
     with pytest.raises(ConfigError, match="cors_origins"):
         load_config(env={"WAGATE_SERVER_CORS_ORIGINS": "app.example.com"})
+
+
+def test_token_buckets_refill_evenly_and_follow_limit_changes() -> None:
+    from gateway.security.ratelimit import Buckets, FailureGuard
+
+    b = Buckets(max_buckets=3)
+    infos = [b.take("k", 60, 60.0, 100.0) for _ in range(61)]
+    assert [i.remaining for i in infos[:3]] == [59, 58, 57]
+    assert infos[59].allowed
+    assert not infos[60].allowed
+    assert infos[60].retry_after == 1  # one token a second
+    assert infos[60].reset == 60
+    assert b.take("k", 60, 60.0, 102.0).remaining == 1  # two seconds: two tokens, one taken
+    raised = b.take("k", 120, 60.0, 102.0)  # the operator doubled the limit: +60 at once
+    assert raised.remaining == 60
+    assert raised.limit == 120
+    for key in ("a", "b"):
+        b.take(key, 10, 60.0, 102.0)
+    b.take("c", 10, 60.0, 1000.0)  # full: the refilled buckets are dropped to make room
+    assert len(b) <= 3
+
+    guard = FailureGuard()
+    for i in range(3):
+        guard.failed("1.2.3.4", 10.0 + i, per_minute=3, block_seconds=30)
+    assert guard.blocked_for("1.2.3.4", 13.0) == 0
+    guard.failed("1.2.3.4", 13.0, per_minute=3, block_seconds=30)
+    assert guard.blocked_for("1.2.3.4", 14.0) == 29
+    assert guard.blocked_for("5.6.7.8", 14.0) == 0
+    assert guard.blocked_for("1.2.3.4", 43.5) == 0

@@ -8,7 +8,8 @@ it was opened with, so rotating the key (`wagate partners rotate-key`) ends it; 
 `IDLE_SECONDS` without a request, `SESSION_SECONDS` in all, on sign-out, and when the daemon
 restarts. Every POST carries the session's CSRF token (the sign-in form a double-submit cookie's),
 checked before anything else; the cookie is HttpOnly, SameSite=Lax, and Secure when the public URL
-is https.
+is https. The operator console (`gateway.pages.operator_console`) uses the same machinery in a
+`Realm` of its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gateway.api.responses import JSON
 from gateway.api.webhooks import MAX_WEBHOOKS, webhook_view
 from gateway.errors import ApiError
 from gateway.pages.render import html, qr_image, qr_version, secure
+from gateway.security.guard import check_blocked, lookup_failed
 from gateway.services import Services
 from gateway.store import Device, Partner
 from gateway.store.base import WebhookEndpoint
@@ -115,12 +117,52 @@ class Sessions:
         self._by_key.pop(self._key(sid), None)
 
 
-def _sessions(request: Request) -> Sessions:
+@dataclass(frozen=True)
+class Realm:
+    """One kind of console session: the partner console's or the operator console's. Each has
+    its own cookies on its own path and its own session table under its own HMAC key, so a
+    session of one kind is not even found by the other kind's pages."""
+
+    name: str  # names the session table (app.state) and its key (vault.secret_for)
+    cookie: str
+    login_cookie: str
+    path: str  # the cookies' path; the sign-in form is at {path}/login
+    home: str  # where signing in leads
+    layout: str  # the pages' layout (the shared error page uses it too)
+    title: str  # the sign-in form: its heading, the credential's field name, label, hint
+    credential: str
+    credential_label: str
+    placeholder: str
+
+
+PARTNER_REALM = Realm("console", COOKIE, LOGIN_COOKIE, "/console", "/console/devices",
+                      "console/layout.html", "wagate console", "api_key", "Partner API key",
+                      "pk_…")
+
+
+def _sessions(request: Request, realm: Realm = PARTNER_REALM) -> Sessions:
     state = request.app.state
-    found: Sessions | None = getattr(state, "console_sessions", None)
+    attr = f"{realm.name}_sessions"
+    found: Sessions | None = getattr(state, attr, None)
     if found is None:
-        found = state.console_sessions = Sessions(services(request).vault.secret_for("console"))
+        found = Sessions(services(request).vault.secret_for(realm.name))
+        setattr(state, attr, found)
     return found
+
+
+def session_of(request: Request, realm: Realm) -> tuple[str, ConsoleSession] | None:
+    """The live session (and its id) that the request's cookie names in this realm."""
+    sid = request.cookies.get(realm.cookie)
+    if not sid:
+        return None
+    session = _sessions(request, realm).get(sid, time.time())
+    return None if session is None else (sid, session)
+
+
+def csrf_ok(given: str, expected: str) -> bool:
+    """A form's token against the expected one (constant time; empty never matches)."""
+    return bool(given) and bool(expected) and hmac.compare_digest(given.encode(),
+                                                                  expected.encode())
 
 
 @dataclass
@@ -162,18 +204,31 @@ def _secure_cookie(svc: Services) -> bool:
 
 
 async def _signed_in(request: Request) -> tuple[Partner, ConsoleSession] | None:
-    sid = request.cookies.get(COOKIE)
-    if not sid:
+    found = session_of(request, PARTNER_REALM)
+    if found is None:
         return None
-    sessions = _sessions(request)
-    session = sessions.get(sid, time.time())
-    if session is None:
-        return None
+    sid, session = found
     partner = await services(request).store.partner_by_key_hash(session.key_hash)
     if partner is None:  # the key was rotated since sign-in
-        sessions.drop(sid)
+        _sessions(request).drop(sid)
         return None
     return partner, session
+
+
+def signed_out(realm: Realm, api: bool) -> Response:
+    """No session: the pages go to the sign-in form, their scripts' JSON routes answer 401."""
+    if api:
+        return secure(JSON({"type": "error", "code": "signed_out",
+                            "message": "sign in again"}, status_code=401))
+    return RedirectResponse(f"{realm.path}/login", status_code=303)
+
+
+def form_expired(realm: Realm, session: ConsoleSession, **context: Any) -> Response:
+    """The 403 page for a POST without the session's CSRF token."""
+    return html("console/error.html", 403, csrf=session.csrf, layout=realm.layout,
+                home=realm.home, title="Form expired",
+                message="This form was not accepted (its security token is missing or stale). "
+                        "Go back, reload the page and try again.", **context)
 
 
 def page(handler: Handler, *, api: bool = False) -> Callable[[Request], Awaitable[Response]]:
@@ -183,20 +238,13 @@ def page(handler: Handler, *, api: bool = False) -> Callable[[Request], Awaitabl
     async def endpoint(request: Request) -> Response:
         signed_in = await _signed_in(request)
         if signed_in is None:
-            if api:
-                return secure(JSON({"type": "error", "code": "signed_out",
-                                    "message": "sign in again"}, status_code=401))
-            return RedirectResponse("/console/login", status_code=303)
+            return signed_out(PARTNER_REALM, api)
         partner, session = signed_in
         ctx = Ctx(request, services(request), partner, session)
         if request.method == "POST":
             ctx.form = await _form(request)
-            given = ctx.form.get("csrf", "")
-            if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
-                return html("console/error.html", 403, partner=partner, csrf=session.csrf,
-                            title="Form expired",
-                            message="This form was not accepted (its security token is "
-                                    "missing or stale). Go back, reload the page and try again.")
+            if not csrf_ok(ctx.form.get("csrf", ""), session.csrf):
+                return form_expired(PARTNER_REALM, session, partner=partner)
         try:
             return await handler(ctx)
         except _Missing:
@@ -214,18 +262,44 @@ def page(handler: Handler, *, api: bool = False) -> Callable[[Request], Awaitabl
 # -- sign in / out -----------------------------------------------------------------------------
 
 
-async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
-    if error is None and await _signed_in(request) is not None:
-        return RedirectResponse("/console/devices", status_code=303)
+async def login_form(request: Request, error: str | None = None, status: int = 200,
+                     realm: Realm = PARTNER_REALM) -> Response:
+    """The sign-in form, with a fresh double-submit token in its form and its cookie."""
     token = secrets.token_urlsafe(32)
-    response = html("console/login.html", status, login_csrf=token, error=error)
-    response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path="/console", httponly=True,
+    response = html("console/login.html", status, login_csrf=token, error=error, realm=realm)
+    response.set_cookie(realm.login_cookie, token, max_age=3600, path=realm.path, httponly=True,
                         samesite="strict", secure=_secure_cookie(services(request)))
+    return response
+
+
+def login_form_ok(request: Request, form: dict[str, str], realm: Realm = PARTNER_REALM) -> bool:
+    """The sign-in form's double-submit check: its token is its login cookie's."""
+    return csrf_ok(form.get("csrf", ""), request.cookies.get(realm.login_cookie, ""))
+
+
+def start_session(request: Request, realm: Realm, key_hash: str) -> Response:
+    """A checked credential: a new session, its cookie, and on to the realm's start page."""
+    sid, _ = _sessions(request, realm).create(key_hash, time.time())
+    response = RedirectResponse(realm.home, status_code=303)
+    response.set_cookie(realm.cookie, sid, max_age=int(SESSION_SECONDS), path=realm.path,
+                        httponly=True, samesite="lax", secure=_secure_cookie(services(request)))
+    response.delete_cookie(realm.login_cookie, path=realm.path)
+    return response
+
+
+def end_session(request: Request, realm: Realm) -> Response:
+    """Sign out: the session is dropped and its cookie deleted."""
+    _sessions(request, realm).drop(request.cookies.get(realm.cookie, ""))
+    response = RedirectResponse(f"{realm.path}/login", status_code=303)
+    response.delete_cookie(realm.cookie, path=realm.path, httponly=True, samesite="lax",
+                           secure=_secure_cookie(services(request)))
     return response
 
 
 async def login_page(request: Request) -> Response:
     """Sign-in form (partner API key)."""
+    if await _signed_in(request) is not None:
+        return RedirectResponse(PARTNER_REALM.home, status_code=303)
     return await login_form(request)
 
 
@@ -233,31 +307,22 @@ async def login(request: Request) -> Response:
     """Sign in: a session cookie for a valid API key."""
     svc = services(request)
     form = await _form(request)
-    given, expected = form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE, "")
-    if not given or not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not login_form_ok(request, form):
         return await login_form(request, "The sign-in form expired; please try again.", 403)
     key = form.get("api_key", "").strip()
+    check_blocked(request)  # too many failed sign-ins (or other lookups) from this address: 429
     partner = None
     if well_formed(key, PARTNER_KEY):
         partner = await svc.store.partner_by_key_hash(token_hash(key))
     if partner is None:
+        lookup_failed(request)
         return await login_form(request, "That API key is not valid.", 401)
-    sid, _ = _sessions(request).create(token_hash(key), time.time())
-    response = RedirectResponse("/console/devices", status_code=303)
-    response.set_cookie(COOKIE, sid, max_age=int(SESSION_SECONDS), path="/console",
-                        httponly=True, samesite="lax", secure=_secure_cookie(svc))
-    response.delete_cookie(LOGIN_COOKIE, path="/console")
-    return response
+    return start_session(request, PARTNER_REALM, token_hash(key))
 
 
 async def logout(ctx: Ctx) -> Response:
     """Sign out: ends the session."""
-    sid = ctx.request.cookies.get(COOKIE, "")
-    _sessions(ctx.request).drop(sid)
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="lax",
-                           secure=_secure_cookie(ctx.svc))
-    return response
+    return end_session(ctx.request, PARTNER_REALM)
 
 
 async def home(request: Request) -> Response:

@@ -47,6 +47,9 @@ async def _link(request: Request) -> tuple[Services, LinkToken, Device]:
     if found is None:
         lookup_failed(request)
         raise GONE
+    partner = await svc.security.partner(svc.store, found[1].partner_id, time.time())
+    if partner is None or partner.status != "active":
+        raise GONE  # a suspended partner's link pages are off too
     return svc, *found
 
 

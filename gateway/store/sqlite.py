@@ -131,15 +131,19 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        current = await self._version(self.db)
+        async with self.db.execute("SELECT version FROM schema_migrations") as cur:
+            applied = {int(r[0]) for r in await cur.fetchall()}
         known = migrations()
-        if known and current > known[-1][0]:
+        unknown = applied - {v for v, _, _ in known}
+        if unknown:
             raise StoreError(
-                f"database schema v{current} is newer than this wagate (v{known[-1][0]}); "
-                "upgrade wagate or restore a backup"
+                f"database schema v{max(unknown)} is newer than this wagate "
+                f"(v{known[-1][0] if known else 0}); upgrade wagate or restore a backup"
             )
+        # Every known migration not yet applied, in order: a migration merged from a branch
+        # under a lower number than one already applied still runs (forward only, never twice).
         for version, name, sql in known:
-            if version <= current or (self._target is not None and version > self._target):
+            if version in applied or (self._target is not None and version > self._target):
                 continue
             await self.db.execute("BEGIN IMMEDIATE")
             try:
