@@ -1,4 +1,4 @@
-"""The `wagate` command: serve, init, partners, devices, qr, sim, version."""
+"""The `wagate` command: serve, init, operator-token, partners, devices, qr, sim, version."""
 
 from __future__ import annotations
 
@@ -54,10 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="override server.port")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("init", help="create the data directory, server secret and database")
+    s = sub.add_parser("init", help="create the data directory, server secret and database; "
+                       "prints the operator token")
     s.add_argument("--write-config", metavar="PATH",
                    help="also write a documented config file there (not overwritten)")
     s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("operator-token", help="print the operator token (for the operator "
+                       "console and the x-operator-token header)")
+    s.set_defaults(func=cmd_operator_token)
 
     partners = sub.add_parser("partners", help="manage partners").add_subparsers(
         title="partner commands", metavar="ACTION")
@@ -143,7 +148,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> None:
 
 
 def cmd_init(config: Config, args: argparse.Namespace) -> None:
-    init_data_dir(config)
+    vault = init_data_dir(config)
 
     async def migrate() -> int:
         store = await open_store(str(config.database_path))
@@ -163,6 +168,13 @@ def cmd_init(config: Config, args: argparse.Namespace) -> None:
         else:
             path.write_text(render_example())
             print(f"config:         {path} written")
+    print(f"operator token: {operator_token(vault)}")
+    print(f"  sign in with it at {config.public_url}/console/operator, or send it as the "
+          f"{OPERATOR_HEADER} header to /admin/…; `wagate operator-token` prints it again")
+
+
+def cmd_operator_token(config: Config, args: argparse.Namespace) -> None:
+    print(operator_token(init_data_dir(config)))
 
 
 Handler = Callable[[Store, Config, argparse.Namespace], Coroutine[Any, Any, None]]

@@ -404,7 +404,8 @@ PAGE_MEDIA = {"/events": "text/event-stream", "qr.png": "image/png", "/state": "
 _PAGE_ERROR = {"text/html": {"schema": STR}, "application/json": {"schema": ref("Error")}}
 PAGE_ERRORS: dict[str, Any] = {
     str(status): {"description": text, "content": _PAGE_ERROR} for status, text in (
-        (400, "Bad form or JSON input"), (401, "Not signed in, or a wrong API key"),
+        (400, "Bad form or JSON input"),
+        (401, "Not signed in, or a wrong API key or operator token"),
         (403, "A stale form (CSRF), or the partner may not use the console"),
         (404, "Unknown, expired or revoked"), (409, "Not possible in the device's state"),
         (422, "Not a phone number"),

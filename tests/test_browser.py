@@ -3,7 +3,8 @@
 The link page shows a QR code that decodes (from a screenshot of what the browser drew) to the
 simulated driver's current code, follows the rotation, and flips to "connected" after a scan;
 the console signs in, creates a user and a device, links it, test-sends, and shows a webhook's
-delivery log. Set WAGATE_SCREENSHOT_DIR to keep screenshots (docs/screenshots is made so).
+delivery log; the operator console signs in with the operator token and suspends a partner. Set
+WAGATE_SCREENSHOT_DIR to keep screenshots (docs/screenshots is made so).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import pytest
 from PIL import Image
 from pyzbar.pyzbar import decode
 
+from gateway.operator import operator_token
+from gateway.tokens import new_token, token_hash
 from tests.conftest import Gateway, start_gateway, wait_for
 from tests.receiver import Receiver
 from tests.test_pages_link import make_link
+from tests.test_security import services
 
 CHROMIUM = os.environ.get("WAGATE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -251,6 +255,47 @@ async def test_console_sign_in_user_device_send_and_webhook_log(
         await context.close()
     finally:
         await receiver.stop()
+
+
+async def test_operator_console_suspends_a_partner(gateway: Gateway, browser: Browser) -> None:
+    abc = await gateway.register("ABC Reseller", "abc@reseller.com")
+    maria = await abc.linked_device("Maria's phone")
+    await abc.create_device(name="Front desk")
+    for text in ("Your order has shipped", "Your order was delivered"):
+        r = await gateway.client.post(maria["send_url"], json={"to": PHONE, "message": text})
+        assert r.status_code == 200, r.text
+    xyz = await gateway.register("XYZ Telecom", "ops@xyz.example")
+    await xyz.linked_device("Support line")
+    await services(gateway).store.create_partner("New Co", "hello@newco.example", "",
+                                                 token_hash(new_token("pk")), "pending")
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    page = await context.new_page()
+    await page.goto(f"{gateway.url}/console/operator")
+    assert page.url.endswith("/console/operator/login")
+    await page.fill("#operator_token", operator_token(services(gateway).vault))
+    await page.click("#login-form button")
+    await page.wait_for_url("**/console/operator/partners")
+    row = page.locator("#partners tr", has_text="XYZ Telecom")
+    await row.locator("input[name=reason]").fill("unpaid invoice")
+    await row.locator("form.suspend button").click()
+    await page.wait_for_selector(".flash.ok >> text=XYZ Telecom) suspended")
+    assert await row.locator("[data-field=status]").inner_text() == "suspended"
+    r = await xyz.get("/partner/users")
+    assert r.json()["code"] == "partner_suspended"
+    where = shots()
+    if where:
+        await page.screenshot(path=str(where / "console-operator.png"))
+    await page.click("nav >> text=Devices")
+    await page.wait_for_selector("#devices >> text=Support line")
+    await page.click("nav >> text=Health")
+    await page.wait_for_selector("#health >> text=simulated")
+    await page.click("nav >> text=Audit log")
+    await page.wait_for_selector("#audit >> text=partner.suspended")
+    await page.click("#sign-out")
+    await page.wait_for_url("**/console/operator/login")
+    await page.goto(f"{gateway.url}/console/operator/partners")
+    assert page.url.endswith("/console/operator/login")
+    await context.close()
 
 
 async def _value(value: Any) -> Any:

@@ -1,5 +1,7 @@
 """Operator routes used by the CLI on the host (`wagate qr`, `wagate sim scan`, `wagate partners
-approve|suspend|resume|limits`, `wagate audit`): header `x-operator-token`."""
+approve|suspend|resume|limits`, `wagate audit`): header `x-operator-token`. The operator console
+(`gateway.pages.operator_console`) changes a partner's status through the same
+`change_partner_status`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -99,12 +101,15 @@ def partner_view(svc: Services, partner: Partner, counts: dict[str, Any]) -> dic
     }
 
 
+async def find_partner(svc: Services, raw: str) -> Partner | None:
+    """The partner a path's `{partner_id}` names (None: no such partner, or not an id)."""
+    return await svc.store.partner_by_id(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+
+
 async def _partner(request: Request) -> tuple[Services, Partner]:
     require_operator(request)
     svc = services(request)
-    raw = request.path_params["partner_id"]
-    partner = await svc.store.partner_by_id(int(raw)) if raw.isdigit() and len(raw) < 19 \
-        else None
+    partner = await find_partner(svc, request.path_params["partner_id"])
     if partner is None:
         raise NotFound("no such partner", code="partner_not_found")
     return svc, partner
@@ -152,38 +157,57 @@ async def get_partner(request: Request) -> Response:
     return await _answer(svc, partner.id)
 
 
-async def _set_status(request: Request, allowed_from: tuple[str, ...], status: str,
-                      action: str) -> Response:
-    svc, partner = await _partner(request)
-    reason = None
-    if status == "suspended":
-        data = await json_body(request, required=False)
-        reason = text_field(data, "reason", required=False, max_len=500) or None
+# change -> (the statuses it applies to, the new status, the audit action)
+STATUS_CHANGES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "approve": (("pending",), "active", "partner.approved"),
+    "suspend": (("active", "pending"), "suspended", "partner.suspended"),
+    "resume": (("suspended",), "active", "partner.resumed"),
+}
+MAX_REASON = 500
+
+
+async def change_partner_status(conn: HTTPConnection, svc: Services, partner: Partner,
+                                change: str, reason: str | None = None) -> None:
+    """Approve, suspend or resume a partner: the status, the cached status the send path reads,
+    holding or releasing its queued messages, the audit entry. The /admin routes and the
+    operator console both come here. 409 invalid_partner_status when the change does not apply
+    to the partner's status."""
+    allowed_from, status, action = STATUS_CHANGES[change]
     if partner.status not in allowed_from:
         raise Conflict(f"the partner is {partner.status}", code="invalid_partner_status",
                        status=partner.status)
+    reason = reason if status == "suspended" else None
     await svc.store.set_partner_status(partner.id, status, reason)
     svc.security.forget_partner(partner.id)
     svc.manager.hold(partner.id, status == "suspended")
-    await record(request, partner.id, action, str(partner.id), previous=partner.status,
+    await record(conn, partner.id, action, str(partner.id), previous=partner.status,
                  **({"reason": reason} if reason else {}))
+
+
+async def _set_status(request: Request, change: str) -> Response:
+    svc, partner = await _partner(request)
+    reason = None
+    if change == "suspend":
+        data = await json_body(request, required=False)
+        reason = text_field(data, "reason", required=False, max_len=MAX_REASON) or None
+    await change_partner_status(request, svc, partner, change, reason)
     return await _answer(svc, partner.id)
 
 
 async def approve_partner(request: Request) -> Response:
     """pending -> active: the partner's keys start working."""
-    return await _set_status(request, ("pending",), "active", "partner.approved")
+    return await _set_status(request, "approve")
 
 
 async def suspend_partner(request: Request) -> Response:
     """-> suspended: every partner route and send URL answers 403 partner_suspended, and the
     partner's queued messages stay queued (they expire after delivery.queue_ttl)."""
-    return await _set_status(request, ("active", "pending"), "suspended", "partner.suspended")
+    return await _set_status(request, "suspend")
 
 
 async def resume_partner(request: Request) -> Response:
     """suspended -> active: sending resumes where it stopped."""
-    return await _set_status(request, ("suspended",), "active", "partner.resumed")
+    return await _set_status(request, "resume")
 
 
 def _rate(data: dict[str, Any], name: str, current: int | None) -> int | None:

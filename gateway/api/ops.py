@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from importlib import resources
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.api.auth import services
 from gateway.api.responses import JSON
 from gateway.openapi import document, page_paths
+from gateway.services import Services
 from sessions.state import DeviceStatus
 
 DOCS_PAGE = """<!doctype html>
@@ -43,17 +45,36 @@ async def readyz(request: Request) -> Response:
                 status_code=200 if ready else 503)
 
 
+@dataclass(frozen=True)
+class Gauges:
+    devices: dict[str, int]  # every device state, 0 included
+    messages: dict[str, int]  # messages by status
+    webhook_backlog: int  # webhook deliveries pending
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages waiting for their device (queued or sending)."""
+        return self.messages.get("queued", 0) + self.messages.get("sending", 0)
+
+
+async def gauges(svc: Services) -> Gauges:
+    """The state /metrics exports as gauges and the operator console's health page shows: device
+    states from the session manager, message and delivery counts from the store, read now."""
+    states = Counter(sup.status.value for sup in svc.manager)
+    return Gauges({state.value: states.get(state.value, 0) for state in DeviceStatus},
+                  await svc.store.message_counts(), await svc.store.webhook_backlog())
+
+
 async def metrics(request: Request) -> Response:
     svc = services(request)
     m = svc.metrics
-    states = Counter(sup.status.value for sup in svc.manager)
-    for state in DeviceStatus:
-        m.devices.labels(state.value).set(states.get(state.value, 0))
-    counts = await svc.store.message_counts()
-    for status, count in counts.items():
+    now = await gauges(svc)
+    for state, count in now.devices.items():
+        m.devices.labels(state).set(count)
+    for status, count in now.messages.items():
         m.messages.labels(status).set(count)
-    m.queue_depth.set(counts.get("queued", 0) + counts.get("sending", 0))
-    m.webhook_backlog.set(await svc.store.webhook_backlog())
+    m.queue_depth.set(now.queue_depth)
+    m.webhook_backlog.set(now.webhook_backlog)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
