@@ -60,8 +60,9 @@ def device_events(store: Store, sender: WebhookSender) -> Listener:
 
 
 def build_routes(config: Config) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [*health.routes, *partners.routes, *keys.routes, *users.routes,
-                               *devices.routes, *send.routes, *messages.routes,
+    # The send URL first: it is the hot path, and Starlette matches routes in order.
+    routes: list[BaseRoute] = [*send.routes, *health.routes, *partners.routes, *keys.routes,
+                               *users.routes, *devices.routes, *messages.routes,
                                *webhooks.routes, *ops.routes(),
                                *admin.routes, *links.routes, *pages.routes()]
     if config.sessions.driver == "simulated":

@@ -89,7 +89,7 @@ class Dispatcher:
                 and self.sup.driver.honours_message_ids)
 
     async def _deliver_batch(self, claimed: list[Message]) -> None:
-        if getattr(self.sup.driver, "ordered_pipelining", False):
+        if self.sup.driver.ordered_pipelining:
             # The driver records concurrent sends in the order they were started, which is
             # the order of `claimed` (tasks start in creation order).
             outcomes = list(await asyncio.gather(*(self._hand_off(m) for m in claimed)))

@@ -387,8 +387,8 @@ class DeviceSupervisor:
         if self.status is not DeviceStatus.CONNECTED or session is None:
             raise NotConnected(f"device is {self.status.value}")
         try:
-            return await asyncio.wait_for(session.send(message, message_id),
-                                          self.settings.send_timeout)
+            async with asyncio.timeout(self.settings.send_timeout):  # no task per message
+                return await session.send(message, message_id)
         except TimeoutError:
             # It may have gone out: count it as a failed attempt (a resend is at-least-once).
             raise SendFailed("WhatsApp did not acknowledge the message in time") from None

@@ -125,6 +125,19 @@ class WebhookStoreMixin:
             async with db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)) as c:
                 row = await c.fetchone()
             cursor = int(row[0]) if row else 0
+            async with db.execute("SELECT 1 FROM webhook_endpoints WHERE status = 'active' "
+                                  "AND deleted_at IS NULL LIMIT 1") as c:
+                any_endpoint = await c.fetchone()
+            if any_endpoint is None:
+                # Nobody listens: move the cursor past everything (an endpoint receives events
+                # from its creation on) without fanning out event by event.
+                async with db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events") as c:
+                    top = await c.fetchone()
+                newest = int(top[0]) if top else cursor
+                if newest > cursor:
+                    await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                     (CURSOR_KEY, str(newest)))
+                return 0
             async with db.execute(_PUMP_SQL, (cursor, *WEBHOOK_MESSAGE_STATUSES, limit)) as c:
                 rows = list(await c.fetchall())
             if not rows:

@@ -461,6 +461,7 @@ class NeonizeDriver:
     name = "neonize"
     qr_window = 160.0  # whatsmeow: 6 codes, the first 60 s, then 20 s each
     honours_message_ids = False  # neonize's send_message picks its own id (SendResponse.ID)
+    ordered_pipelining = False  # no ordering promise across concurrent FFI calls
 
     def __init__(self, config: NeonizeConfig, data_dir: Path) -> None:
         self.config = config
