@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.config import DeliveryConfig
@@ -41,6 +42,7 @@ log = logging.getLogger("wagate.dispatch")
 BATCH = 64  # read ahead of the one-at-a-time path
 CLAIM = 256  # messages claimed per commit on the batched path
 IDLE_POLL = 5.0  # re-read the queue this often even without a wake-up (retries falling due)
+NOT_CONNECTED_PAUSE = 1.0  # the driver said "not connected" before the supervisor knew: no spin
 
 
 class Dispatcher:
@@ -52,7 +54,8 @@ class Dispatcher:
         self.outcomes = outcomes
         self.pacer = Pacer(settings)
         self._wake = asyncio.Event()
-        self._retry_at: float | None = None  # earliest resend this dispatcher scheduled
+        self._retry_at: float | None = None
+        self._stalled = False  # earliest resend this dispatcher scheduled
         self.held = False  # the partner is suspended: leave the queue alone (manager.hold)
 
     def wake(self) -> None:
@@ -100,13 +103,20 @@ class Dispatcher:
             if outcome.status != "retry":
                 self.outcomes.resolve(outcome.message_id, outcome.status)
 
-    async def _hand_off(self, message: Message) -> SendOutcome:
-        """One claimed (`sending`) message to the driver; what came of it, not yet stored."""
+    async def _hand_off(self, message: Message, honour: bool = True) -> SendOutcome:
+        """One claimed (`sending`) message to the driver; what came of it, not yet stored.
+        `message.attempts` already counts this attempt."""
+        self._stalled = False
         try:
             wa_id = await self.sup.send(
-                OutgoingMessage(message.kind, message.recipient, message.body), message.id)
+                OutgoingMessage(message.kind, message.recipient, message.body),
+                message.id if honour else None)
         except NotConnected as exc:
-            return SendOutcome(message.id, "retry", error=exc.reason, retry_at=time.time())
+            self._stalled = True  # the device cannot take more now
+            at = time.time() + NOT_CONNECTED_PAUSE
+            if self._retry_at is None or not time.time() < self._retry_at < at:
+                self._retry_at = at
+            return SendOutcome(message.id, "retry", error=exc.reason, retry_at=at)
         except Exception as exc:  # a driver bug, too, must not leave the batch `sending`
             if isinstance(exc, DriverError):
                 reason = exc.reason
@@ -150,23 +160,13 @@ class Dispatcher:
         await self.pacer.wait(message.recipient)
         if not await self.store.mark_sending(message.id):
             return True  # expired or failed meanwhile
-        honour = self.sup.driver.honours_message_ids
-        try:
-            wa_id = await self.sup.send(
-                OutgoingMessage(message.kind, message.recipient, message.body),
-                message.id if honour else None)
-        except NotConnected as exc:
-            await self.store.retry_later(message.id, time.time(), exc.reason)
-            return False
-        except DriverError as exc:
-            attempts = message.attempts + 1
-            if attempts >= self.settings.max_attempts:
-                await self.store.mark_failed(message.id, exc.reason)
-                self.outcomes.resolve(message.id, "failed")
-            else:
-                await self.store.retry_later(message.id, self._retry_time(attempts), exc.reason)
-            return True
-        self.pacer.taken(message.recipient)
-        await self.store.mark_sent(message.id, wa_id)
-        self.outcomes.resolve(message.id, "sent")
-        return True
+        # One outcome routine for both paths: any exception (a driver bug too) settles the
+        # message instead of leaving it `sending` until the next restart.
+        outcome = await self._hand_off(replace(message, attempts=message.attempts + 1),
+                                       self.sup.driver.honours_message_ids)
+        await self.store.settle_sends([outcome])
+        if outcome.status == "sent":
+            self.pacer.taken(message.recipient)
+        if outcome.status != "retry":
+            self.outcomes.resolve(message.id, outcome.status)
+        return not self._stalled

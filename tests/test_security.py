@@ -548,3 +548,16 @@ def test_token_buckets_refill_evenly_and_follow_limit_changes() -> None:
     assert guard.blocked_for("1.2.3.4", 14.0) == 29
     assert guard.blocked_for("5.6.7.8", 14.0) == 0
     assert guard.blocked_for("1.2.3.4", 43.5) == 0
+
+
+async def test_a_narrow_key_cannot_revoke_a_wider_one(gateway: Gateway, partner: Partner) -> None:
+    r = await partner.post("/partner/keys", json={"name": "keys only", "scopes": ["keys:manage"]})
+    assert r.status_code == 201, r.text
+    narrow = r.json()["api_key"]
+    keys = (await partner.get("/partner/keys")).json()["keys"]
+    primary = next(k for k in keys if k["name"] != "keys only")
+    r = await gateway.client.delete(f"/partner/keys/{primary['key_id']}",
+                                    headers={"x-api-key": narrow})
+    assert r.status_code == 403
+    assert r.json()["code"] == "insufficient_permissions"
+    assert (await partner.get("/partner/me")).status_code == 200

@@ -132,6 +132,9 @@ async def test_receiver_down_then_up_gets_every_event(
     "https://169.254.169.254/latest/meta-data", "https://localhost/hook",
     "https://[::1]/hook", "https://100.64.0.1/hook", "ftp://example.com/hook",
     "https://user:pw@example.com/hook",
+    # IPv6 forms that carry an internal IPv4 address, and site-local
+    "https://[64:ff9b::a00:1]/hook", "https://[2002:a9fe:a9fe::1]/hook",
+    "https://[::ffff:127.0.0.1]/hook", "https://[::127.0.0.1]/hook", "https://[fec0::1]/hook",
 ])
 async def test_private_targets_are_refused_unless_allowed(gateway: Gateway, partner: Partner,
                                                           url: str) -> None:

@@ -104,6 +104,13 @@ async def revoke_key(request: Request) -> Response:
     target = next((k for k in keys if k.public_id == public_id), None)
     if target is None:
         raise NotFound("no such API key", code="key_not_found")
+    caller = current_key(request)
+    if caller.scopes != ALL:
+        wider = [s for s in expand(target.scopes) if not has_scope(caller.scopes, s)]
+        if wider or target.scopes == ALL:
+            raise Forbidden("a key can only revoke keys whose scopes it holds; this one lacks "
+                            + (", ".join(wider) or "*"), code="insufficient_permissions",
+                            scope=(wider or ["*"])[0])
     now = time.time()
     managers = [k for k in keys if has_scope(k.scopes, "keys:manage")
                 and (k.expires_at is None or k.expires_at > now)]

@@ -424,7 +424,8 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
                 args.append(jid)
         args.append(device_id)
         await self._exec(
-            f"UPDATE devices SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - fixed names
+            # A deleted device stays deleted whatever its stopping supervisor reports.
+            f"UPDATE devices SET {', '.join(sets)} WHERE id = ? AND deleted_at IS NULL",  # noqa: S608
             args)
 
     async def rotate_device_token(

@@ -127,18 +127,19 @@ class WebhookSender:
         retry_after: float | None = None
         started = time.monotonic()
         try:
-            target = await vet(endpoint.url, allow_private=self.settings.allow_private_targets,
-                               allow_http=self.settings.allow_http)
-            headers["host"] = target.host_header
-            extensions: dict[str, Any] = {"sni_hostname": target.sni}
-            async with self._client.stream("POST", target.url, content=body, headers=headers,
-                                           extensions=extensions) as response:
-                status = response.status_code
-                retry_after = _retry_after(response.headers.get("retry-after"))
-                snippet = await _read_snippet(response)
+            async with asyncio.timeout(self.settings.timeout):  # whole attempt
+                target = await vet(endpoint.url, allow_private=self.settings.allow_private_targets,
+                                   allow_http=self.settings.allow_http)
+                headers["host"] = target.host_header
+                extensions: dict[str, Any] = {"sni_hostname": target.sni}
+                async with self._client.stream("POST", target.url, content=body, headers=headers,
+                                               extensions=extensions) as response:
+                    status = response.status_code
+                    retry_after = _retry_after(response.headers.get("retry-after"))
+                    snippet = await _read_snippet(response)
         except ApiError as exc:
             error = exc.message
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             error = f"timed out after {self.settings.timeout:g}s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]

@@ -45,6 +45,25 @@ def check_url(url: str, *, allow_http: bool) -> tuple[str, int]:
     return parts.hostname, port
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global and not multicast, including any IPv4 address an IPv6 form carries (mapped,
+    6to4, Teredo, NAT64, IPv4-compatible), which could reach the operator's network."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _SITE_LOCAL:
+            return False
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if any(ip in net for net in _NAT64) or int(ip) >> 32 == 0:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(_public(v4) for v4 in embedded if v4 is not None)
+    return True
+
+
 async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
     host, port = check_url(url, allow_http=allow_http)
     try:
@@ -54,7 +73,7 @@ async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
     addresses = {str(info[4][0]) for info in infos}
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not allow_private and (not ip.is_global or ip.is_multicast):
+        if not allow_private and not _public(ip):
             raise TargetRefused(
                 f"url: {host} resolves to {ip}, a private or reserved address; an operator can "
                 "allow such targets with webhooks.allow_private_targets")
@@ -62,4 +81,5 @@ async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
     netloc = f"[{chosen}]" if ":" in chosen else chosen
     parts = urlsplit(url)
     pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
-    return Target(pinned, host if parts.port is None else f"{host}:{port}", host, chosen)
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 literal needs its brackets
+    return Target(pinned, shown if parts.port is None else f"{shown}:{port}", host, chosen)

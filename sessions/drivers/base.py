@@ -54,10 +54,10 @@ class Driver(Protocol):
     qr_window: float
     """Seconds a pairing attempt lasts after its first QR code (the supervisor's deadline)."""
     honours_message_ids: bool
+    """Whether `send(..., message_id)` keeps our id, so a retried send cannot duplicate."""
     ordered_pipelining: bool
     """Whether concurrent sends reach WhatsApp in call order, so the dispatcher may pipeline a
     batch instead of sending one message at a time."""
-    """Whether `send(..., message_id)` keeps our id, so a retried send cannot duplicate."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
