@@ -303,7 +303,6 @@ async def test_events_end_with_gone_once_the_link_is_revoked(
     sid = device["session_id"]
     path = path_of((await make_link(partner, sid))["link_url"])
     seen: list[str] = []
-    started = time.monotonic()
     async with gateway.client.stream("GET", f"{path}/events") as r:
         async for event, _ in read_events(r):
             seen.append(event)
@@ -313,4 +312,3 @@ async def test_events_end_with_gone_once_the_link_is_revoked(
                 break
     assert seen[0] == "state"
     assert seen[-1] == "gone"
-    assert time.monotonic() - started < 3  # the next QR rotation ends the stream
