@@ -131,23 +131,13 @@ class WebhookStoreMixin:
             if any_endpoint is None:
                 # Nobody listens: move the cursor past everything (an endpoint receives events
                 # from its creation on) without fanning out event by event.
-                async with db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events") as c:
-                    top = await c.fetchone()
-                newest = int(top[0]) if top else cursor
-                if newest > cursor:
-                    await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                     (CURSOR_KEY, str(newest)))
+                await _skip_to_newest(db, cursor)
                 return 0
             async with db.execute(_PUMP_SQL, (cursor, *WEBHOOK_MESSAGE_STATUSES, limit)) as c:
                 rows = list(await c.fetchall())
             if not rows:
                 # Skip past events that no webhook takes (sending, retry) without scanning again.
-                async with db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events") as c:
-                    top = await c.fetchone()
-                newest = int(top[0]) if top else cursor
-                if newest > cursor:
-                    await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                     (CURSOR_KEY, str(newest)))
+                await _skip_to_newest(db, cursor)
                 return 0
             for eid, status, detail, at, mid, partner_id, device_id, to, kind, sid in rows:
                 data = {"message_id": mid, "session_id": sid, "to": to, "kind": kind,
@@ -254,6 +244,16 @@ class WebhookStoreMixin:
             "claimed_until = 0 WHERE id = ? AND endpoint_id = ?",
             (time.time(), delivery_id, endpoint_id))
         return bool(cur.rowcount)
+
+
+async def _skip_to_newest(db: aiosqlite.Connection, cursor: int) -> None:
+    """Move the pump's cursor past every event written so far."""
+    async with db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events") as c:
+        top = await c.fetchone()
+    newest = int(top[0]) if top else cursor
+    if newest > cursor:
+        await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (CURSOR_KEY, str(newest)))
 
 
 async def _fanout(db: aiosqlite.Connection, partner_id: int, device_id: int | None,
