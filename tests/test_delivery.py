@@ -11,6 +11,13 @@ from tests.conftest import Gateway, Partner, start_gateway, wait_for
 TO = "919876543210"
 
 
+async def take_offline(partner: Partner, sid: str) -> None:
+    """A linked device whose reconnects keep failing: sends to it queue."""
+    await partner.post(f"/sim/devices/{sid}/faults", json={"connect_failure_rate": 1})
+    await partner.post(f"/partner/devices/{sid}/restart")
+    await partner.wait_status(sid, "disconnected")
+
+
 async def _message(partner: Partner, message_id: str) -> dict[str, Any]:
     r = await partner.get(f"/partner/messages/{message_id}")
     assert r.status_code == 200, r.text
@@ -61,9 +68,7 @@ async def test_offline_device_queues_fifo_until_it_reconnects(
         gateway: Gateway, partner: Partner) -> None:
     device = await partner.linked_device()
     sid = device["session_id"]
-    await partner.post(f"/sim/devices/{sid}/faults", json={"connect_failure_rate": 1})
-    await partner.post(f"/partner/devices/{sid}/restart")
-    await partner.wait_status(sid, "disconnected")
+    await take_offline(partner, sid)
     ids = []
     for i in range(10):
         r = await gateway.client.post(device["send_url"] + "?async=1",
@@ -87,9 +92,7 @@ async def test_queued_messages_expire_after_the_ttl(tmp_path: Path) -> None:
         partner = await gw.register()
         device = await partner.linked_device()
         sid = device["session_id"]
-        await partner.post(f"/sim/devices/{sid}/faults", json={"connect_failure_rate": 1})
-        await partner.post(f"/partner/devices/{sid}/restart")
-        await partner.wait_status(sid, "disconnected")
+        await take_offline(partner, sid)
         r = await gw.client.post(device["send_url"] + "?async=1",
                                  json={"to": TO, "message": "stale"})
         assert r.status_code == 202
@@ -107,9 +110,7 @@ async def test_logout_fails_the_queue_and_refuses_new_sends(
         gateway: Gateway, partner: Partner) -> None:
     device = await partner.linked_device()
     sid = device["session_id"]
-    await partner.post(f"/sim/devices/{sid}/faults", json={"connect_failure_rate": 1})
-    await partner.post(f"/partner/devices/{sid}/restart")
-    await partner.wait_status(sid, "disconnected")
+    await take_offline(partner, sid)
     r = await gateway.client.post(device["send_url"] + "?async=1",
                                   json={"to": TO, "message": "doomed"})
     mid = r.json()["message_id"]
