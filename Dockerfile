@@ -4,9 +4,10 @@
 # See docs/operations.md.
 FROM python:3.11-slim-bookworm
 
-# libmagic1: neonize imports python-magic, which loads it.
+# libmagic1: MIME sniffing of media (python-magic loads it; neonize imports it too).
+# ffmpeg: neonize runs ffmpeg/ffprobe to send audio and video (duration, thumbnail).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagic1 \
+ && apt-get install -y --no-install-recommends libmagic1 ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid so a bind-mounted host directory can be chowned to match (10001:10001).

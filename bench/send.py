@@ -2,8 +2,10 @@
 
 Starts the daemon (simulated driver, pacing off) and a bare Starlette JSON endpoint, loads both
 with wrk (64 connections; `make bench` installs it) and prints accepted sends/s, p50/p99 and the
-ratio; then the end-to-end rate from accept to the simulated WhatsApp's `sent`; and the disk's
-fsync rate. Webhook deliveries/s arrive with webhooks. Finishes in about a minute.
+ratio; then the end-to-end rate from accept to the simulated WhatsApp's `sent`; webhook
+deliveries/s (one `message.sent` webhook per message, signed and delivered to a bare receiver
+process on loopback, default webhook concurrency); and the disk's fsync rate. Finishes in about
+a minute.
 """
 
 from __future__ import annotations
@@ -38,6 +40,30 @@ async def send(request):
 
 app = Starlette(routes=[Route("/wa/{token}/send", send, methods=["POST"])])
 """
+
+RECEIVER_APP = """
+import time
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+state = {"count": 0, "first": 0.0, "last": 0.0}
+
+async def hook(request):
+    await request.body()
+    now = time.monotonic()
+    if not state["count"]:
+        state["first"] = now
+    state["count"] += 1
+    state["last"] = now
+    return PlainTextResponse("ok")
+
+async def count(request):
+    return JSONResponse(state)
+
+app = Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/count", count)])
+"""
+WEBHOOK_WAIT = 60.0  # at most this long for the webhook backlog to drain
 
 WRK_LUA = """
 wrk.method = "POST"
@@ -78,6 +104,23 @@ def wrk(url: str, script: Path) -> dict[str, float]:
             "errors": int(errors), "requests": int(requests)}
 
 
+def receiver_state(port: int, expected: int) -> dict[str, float]:
+    """Wait for `expected` deliveries (or no progress for 10 s, or WEBHOOK_WAIT); the rate is
+    deliveries over the time between the first and the last one the receiver saw."""
+    deadline = time.monotonic() + WEBHOOK_WAIT
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        state = httpx.get(f"http://127.0.0.1:{port}/count", timeout=5).json()
+        now = time.monotonic()
+        if state["count"] != last_count:
+            last_count, last_change = state["count"], now
+        if state["count"] >= expected or now > deadline or now - last_change > 10:
+            break
+        time.sleep(0.2)
+    span = state["last"] - state["first"]
+    return {"count": state["count"], "rate": state["count"] / span if span > 0 else 0.0}
+
+
 def fsync_rate(directory: Path, seconds: float = 2.0) -> float:
     path = directory / "fsync.probe"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -97,25 +140,35 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
     script = work / "post.lua"
     script.write_text(WRK_LUA)
-    port, bare_port = free_port(), free_port()
+    port, bare_port, hook_port = free_port(), free_port(), free_port()
     env = {**os.environ, "WAGATE_DATA_DIR": str(work / "data"), "WAGATE_PORT": str(port),
            "WAGATE_DRIVER": "simulated", "WAGATE_DELIVERY_RATE_PER_MINUTE": "0",
            "WAGATE_SIMULATED_SEND_SECONDS": "0", "WAGATE_SIMULATED_CONNECT_SECONDS": "0.01",
            "WAGATE_SERVER_ACCESS_LOG": "false", "WAGATE_LOG_LEVEL": "warning",
-           "WAGATE_SECURITY_SEND_RATE_PER_MINUTE": "0"}
+           "WAGATE_SECURITY_SEND_RATE_PER_MINUTE": "0",
+           "WAGATE_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1", "WAGATE_WEBHOOKS_ALLOW_HTTP": "1"}
     daemon = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (work / "bare.py").write_text(BARE_APP)
     bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port),
                              "--no-access-log", "--log-level", "warning"], cwd=work)
+    (work / "receiver.py").write_text(RECEIVER_APP)
+    receiver = subprocess.Popen([sys.executable, "-m", "uvicorn", "receiver:app", "--port",
+                                 str(hook_port), "--no-access-log", "--log-level", "warning"],
+                                cwd=work)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/healthz")
         wait_up(f"http://127.0.0.1:{bare_port}/")
+        wait_up(f"http://127.0.0.1:{hook_port}/count")
         with httpx.Client(base_url=base, timeout=30) as http:
             key = http.post("/partner/register", json={"name": "bench", "email": "b@x.io"}
                             ).json()["api_key"]
             h = {"x-api-key": key}
+            hook = http.post("/partner/webhooks", headers=h, json={
+                "url": f"http://127.0.0.1:{hook_port}/hook", "events": ["message.sent"]})
+            if hook.status_code != 201:
+                raise SystemExit(f"webhook endpoint refused: {hook.text}")
             user = http.post("/partner/users", headers=h, json={"label": "u"}).json()[
                 "user_token"]
             dev = http.post("/partner/devices", headers={**h, "x-user-token": user},
@@ -139,6 +192,7 @@ def main() -> None:
                     break
                 time.sleep(0.2)
             e2e = accepted / (time.monotonic() - started)
+            hooks = receiver_state(hook_port, accepted)
         fsyncs = fsync_rate(work)
         print(json.dumps({"bare": bare_result, "send_url": send_result}, indent=1))
         print(f"bare endpoint:   {bare_result['rps']:8.0f} req/s  p50 {bare_result['p50']:.1f} ms"
@@ -148,10 +202,13 @@ def main() -> None:
         print(f"ratio:           {send_result['rps'] / bare_result['rps']:.2f}  (target >= 0.6)")
         print(f"end to end:      {e2e:8.0f} msg/s accepted -> sent to simulated WhatsApp "
               f"({accepted} messages, one device)")
-        print("webhooks:        n/a (not built yet)")
+        drained = "" if hooks["count"] >= accepted else \
+            f", {accepted - hooks['count']} still pending after {WEBHOOK_WAIT:.0f} s"
+        print(f"webhooks:        {hooks['rate']:8.0f} deliveries/s  ({hooks['count']} "
+              f"message.sent deliveries to one endpoint{drained})")
         print(f"disk fsync rate: {fsyncs:8.0f} /s")
     finally:
-        for proc in (daemon, bare):
+        for proc in (daemon, bare, receiver):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
         shutil.rmtree(work, ignore_errors=True)

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from gateway import pages
+from gateway import __version__, pages
 from gateway.api import (
     admin,
     devices,
@@ -33,6 +34,7 @@ from gateway.api.responses import handle_api_error, handle_http_exception, handl
 from gateway.config import Config
 from gateway.datadir import check_secret, init_data_dir
 from gateway.errors import ApiError
+from gateway.media import MediaStore
 from gateway.metrics import Metrics
 from gateway.middleware import BodyLimit, RequestContext
 from gateway.security.guard import Security
@@ -45,6 +47,15 @@ from sessions.manager import Listener, SessionManager
 from sessions.supervisor import DeviceSupervisor
 
 log = logging.getLogger("wagate")
+
+# Routes that take a multipart media upload, so a body up to delivery.max_media_bytes (plus the
+# form's own overhead) instead of server.max_body_bytes.
+UPLOAD_OVERHEAD = 256 * 1024
+
+
+def takes_upload(path: str) -> bool:
+    return (path.startswith("/wa/") and path.endswith("/send")) or (
+        path.startswith("/partner/devices/") and path.endswith("/messages"))
 
 
 def device_events(store: Store, sender: WebhookSender) -> Listener:
@@ -94,22 +105,29 @@ def create_app(config: Config) -> Starlette:
         try:
             await check_secret(store, vault)
             driver = load_driver(config)
-            manager = SessionManager(store, driver, config.sessions, config.delivery)
+            media = MediaStore(config.data_dir / "media")
+            manager = SessionManager(store, driver, config.sessions, config.delivery, media)
             manager.held.update(await store.partner_ids_with_status("suspended"))
             sender = WebhookSender(store, vault, config.webhooks, metrics=metrics)
+            # No redirects here: `fetch_media` follows them itself, vetting every hop.
+            http = httpx.AsyncClient(follow_redirects=False, timeout=config.delivery.
+                                     media_fetch_timeout,
+                                     headers={"user-agent": f"wagate/{__version__}"})
             manager.listeners.append(device_events(store, sender))
             # Half the budget for in-flight requests (uvicorn), half for the sessions.
             async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2), \
                     anyio.create_task_group() as tg:
                 tg.start_soon(sender.run, name="webhook sender")
                 app.state.services = Services(config, store, vault, driver, manager, sender,
-                                              metrics, security=Security(config.security))
+                                              metrics, media, http,
+                                              security=Security(config.security))
                 log.info("wagate ready on %s (driver: %s)", config.public_url, driver.name)
                 try:
                     yield
                 finally:
                     tg.cancel_scope.cancel()
             await sender.aclose()
+            await http.aclose()
         finally:
             await store.close()
 
@@ -118,7 +136,9 @@ def create_app(config: Config) -> Starlette:
         middleware=[*cors(config),
                     Middleware(RequestContext, metrics=metrics),
                     Middleware(Hardening, config=config.server),
-                    Middleware(BodyLimit, limit=config.server.max_body_bytes)],
+                    Middleware(BodyLimit, limit=config.server.max_body_bytes,
+                               upload_limit=config.delivery.max_media_bytes + UPLOAD_OVERHEAD,
+                               upload_paths=takes_upload)],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,

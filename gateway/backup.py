@@ -2,7 +2,8 @@
 
 A backup holds everything a restore needs: the database, the server secret (without it no send
 URL or user token can be shown again, and the daemon refuses a database whose secret differs),
-and the drivers' WhatsApp stores (so linked devices reconnect without a new scan).
+the drivers' WhatsApp stores (so linked devices reconnect without a new scan), and the media
+blobs queued messages still need.
 """
 
 from __future__ import annotations
@@ -44,5 +45,14 @@ def backup(config: Config, destination: Path) -> list[Path]:
         if store.exists():
             target = destination / store.relative_to(config.data_dir)
             _copy_db(store, target)
+            written.append(target)
+    # Media after the database: a blob is on disk before its message commits, so every blob a
+    # queued message in the copy needs is here too.
+    media = config.data_dir / "media"
+    for blob in sorted(media.glob("*/*")) if media.is_dir() else []:
+        if blob.is_file() and not blob.name.startswith(".tmp-"):
+            target = destination / blob.relative_to(config.data_dir)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copy2(blob, target)
             written.append(target)
     return written

@@ -114,6 +114,24 @@ class DeliveryConfig:
         minimum=0)
     idempotency_ttl: float = setting(86400.0, "Seconds an Idempotency-Key (or ref=) is "
                                      "remembered.", minimum=60)
+    max_media_bytes: int = setting(
+        16 * 1024 * 1024, "Largest media file a message may carry (upload or URL); WhatsApp's own "
+        "limits apply as well: image 5 MB, video and audio 16 MB, document 100 MB.",
+        minimum=1024, maximum=100 * 1024 * 1024)
+    media_fetch_timeout: float = setting(
+        30.0, "Seconds fetching a media_url may take, redirects included.", minimum=1,
+        maximum=300)
+    media_allow_private: bool = setting(
+        False, "Allow media_url to point at loopback, private, link-local, CGNAT or "
+        "cloud-metadata addresses (a file server on the operator's own LAN).")
+    check_recipients: bool = setting(
+        False, "Check that a recipient has WhatsApp before queueing (answers are cached); "
+        "off: only requests that ask with check=1.")
+    recipient_check_ttl: float = setting(
+        86400.0, "Seconds an on-WhatsApp answer is cached per device.", minimum=0)
+    typing_seconds: float = setting(
+        0.0, "Seconds \"typing...\" is shown in the chat before each message; 0 turns it off. "
+        "Applies when pacing is on (one message at a time).", minimum=0, maximum=30)
 
 
 @dataclass(frozen=True)
@@ -193,6 +211,13 @@ class SimulatedConfig:
                                           maximum=1)
     send_failure_rate: float = setting(0.0, "Share of sends WhatsApp refuses (0..1).", minimum=0,
                                        maximum=1)
+    not_on_whatsapp: str = setting(
+        "", "Comma-separated numbers (E.164 digits) the simulated WhatsApp says have no account, "
+        "for the on-WhatsApp check.")
+
+    def absent_numbers(self) -> frozenset[str]:
+        return frozenset(n.strip().lstrip("+") for n in self.not_on_whatsapp.split(",")
+                         if n.strip())
 
 
 @dataclass(frozen=True)

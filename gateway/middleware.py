@@ -6,6 +6,7 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,25 +24,36 @@ _rid_counter = itertools.count(1)
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes: by Content-Length up front, else while streaming."""
+    """Refuse bodies over `limit` bytes: by Content-Length up front, else while streaming.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Multipart bodies on the routes `upload_paths` names (media uploads) may reach
+    `upload_limit` instead."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int = 0,
+                 upload_paths: Callable[[str], bool] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = max(upload_limit, limit)
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        declared = 0
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.limit:
-                    await error_response(self._too_large())(scope, receive, send)
-                    return
+            elif name == b"content-type" and value.lower().startswith(b"multipart/form-data") \
+                    and self.upload_paths is not None and self.upload_paths(scope["path"]):
+                limit = self.upload_limit
+        if declared > limit:
+            await error_response(_too_large(limit))(scope, receive, send)
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -49,14 +61,15 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise self._too_large()
+                if seen > limit:
+                    raise _too_large(limit)
             return message
 
         await self.app(scope, limited, send)
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body larger than {self.limit} bytes", limit=self.limit)
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body larger than {limit} bytes", limit=limit)
 
 
 class RequestContext:

@@ -51,7 +51,11 @@ SCHEMAS: dict[str, Schema] = {
     "Message": obj(["message_id", "to", "status"], message_id=STR, to=STR, kind=STR,
                    message=STR, status=STR, error=NSTR, attempts=INT, in_doubt=BOOL,
                    created_at=TIME, updated_at=TIME, session_id=NSTR,
-                   events={"type": "array", "items": ref("MessageEvent")}),
+                   events={"type": "array", "items": ref("MessageEvent")},
+                   media=obj(["mime", "size"], mime=STR, size=INT, filename=STR, sha256=STR),
+                   location=obj(["latitude", "longitude"], latitude=NUM, longitude=NUM,
+                                name=STR, address=STR),
+                   link_preview=BOOL),
     "Inbound": obj(["message_id", "from"], message_id=STR, **{"from": STR}, chat=STR, kind=STR,
                    message=STR, is_group=BOOL, received_at=TIME),
     "Webhook": obj(["webhook_id", "url", "events", "status"], webhook_id=STR, url=STR,
@@ -91,9 +95,12 @@ ERRORS = {
          "(`partner_suspended`)",
     404: "Unknown resource, or another partner's",
     409: "The resource is not in a state that allows this",
-    413: "Body too large",
-    422: "Well-formed but invalid (e.g. a phone number)",
+    413: "Body or media too large (`payload_too_large`, `media_too_large`, with `limit`)",
+    422: "Well-formed but invalid (e.g. a phone number, media of the wrong type, a media_url "
+         "that cannot be fetched, a recipient without WhatsApp)",
     429: "Rate limited (`rate_limited`): retry after `Retry-After` seconds",
+    503: "Cannot be answered now (`check_unavailable`: the on-WhatsApp check needs the device "
+         "connected)",
 }
 RATE_HEADERS = {
     "X-RateLimit-Limit": {"description": "Requests the bucket holds (per minute)",
@@ -113,7 +120,8 @@ def op(summary: str, tag: str, *, ok: tuple[int, Schema] = (200, ref("Success"))
        auth: tuple[str, ...] = ("apiKey",), body: Schema | None = None,
        query: dict[str, Schema] | None = None, errors: tuple[int, ...] = (401, 404),
        extra: dict[int, tuple[str, Schema]] | None = None, form: bool = False,
-       scope: str | None = None, limited: bool = False) -> dict[str, Any]:
+       scope: str | None = None, limited: bool = False,
+       upload: Schema | None = None) -> dict[str, Any]:
     """One operation. Partner-key operations name their scope (`x-required-scope`, None: any
     valid key) and may answer 403 and 429; `limited` ones (partner keys, send URLs) carry the
     X-RateLimit-* headers on every response."""
@@ -145,6 +153,8 @@ def op(summary: str, tag: str, *, ok: tuple[int, Schema] = (200, ref("Success"))
         content: dict[str, Any] = {"application/json": {"schema": body}}
         if form:
             content["application/x-www-form-urlencoded"] = {"schema": body}
+        if upload is not None:
+            content["multipart/form-data"] = {"schema": upload}
         operation["requestBody"] = {"required": True, "content": content}
     if query:
         operation["parameters"] = [{"name": k, "in": "query", "required": False, "schema": v}
@@ -152,9 +162,27 @@ def op(summary: str, tag: str, *, ok: tuple[int, Schema] = (200, ref("Success"))
     return operation
 
 
-SEND_FIELDS = obj(["to", "message"], to={**STR, "maxLength": 40},
-                  message={**STR, "maxLength": 16384}, ref={**STR, "maxLength": 255},
-                  **{"async": {"type": ["boolean", "string"]}})
+FLAG: Schema = {"type": ["boolean", "string"]}
+COORD: Schema = {"type": ["number", "string"]}
+SEND_FIELDS = obj(
+    ["to"], to={**STR, "maxLength": 40},
+    type={"enum": ["text", "image", "video", "audio", "voice", "document", "location"]},
+    message={**STR, "maxLength": 16384, "description": "The text, or the media's caption"},
+    caption={**STR, "maxLength": 16384},
+    media_url={**STR, "format": "uri", "maxLength": 2048,
+               "description": "Fetched by the gateway before it answers; or upload a "
+                              "multipart part named `file`"},
+    filename={**STR, "maxLength": 255}, latitude=COORD, longitude=COORD,
+    name={**STR, "maxLength": 256}, address={**STR, "maxLength": 256},
+    link_preview=FLAG, check={**FLAG, "description": "Refuse (422 not_on_whatsapp) a "
+                                                     "recipient without WhatsApp"},
+    ref={**STR, "maxLength": 255}, **{"async": FLAG})
+UPLOAD_FIELDS = {**SEND_FIELDS, "properties": {
+    **SEND_FIELDS["properties"], "file": {"type": "string", "format": "binary"}}}
+SEND_QUERY = {k: STR for k in ("to", "type", "message", "media_url", "filename", "latitude",
+                               "longitude", "name", "address", "link_preview", "check", "ref",
+                               "async")}
+SEND_ERRORS = (400, 403, 404, 409, 413, 422, 429, 503)
 LIST_QUERY = {"limit": {"type": "integer", "minimum": 1, "maximum": 200}}
 
 
@@ -267,7 +295,14 @@ def _paths(simulated: bool) -> dict[str, dict[str, Any]]:
             query={"status": STR, "to": STR, "since": STR, "until": STR, "cursor": STR,
                    **LIST_QUERY}, errors=(400, 401, 404, 422),
             ok=(200, success(messages={"type": "array", "items": ref("Message")},
-                             next_cursor=NSTR)))},
+                             next_cursor=NSTR))),
+            "post": op(
+                "Send a message from this device (the same fields and answers as its send "
+                "URL)", "messages", scope="messages:send", body=SEND_FIELDS, form=True,
+                upload=UPLOAD_FIELDS, errors=SEND_ERRORS, ok=(200, ref("SendAnswer")),
+                extra={202: ("Queued (committed, not yet taken by WhatsApp)",
+                             ref("SendAnswer")),
+                       502: ("Final failure within the wait", ref("Error"))})},
         f"{dev}/inbound": {"get": op(
             "Inbound messages, newest first", "messages", scope="messages:read",
             query=LIST_QUERY, errors=(400, 401, 404),
@@ -278,9 +313,9 @@ def _paths(simulated: bool) -> dict[str, dict[str, Any]]:
         "/wa/{device_token}/send": {m: op(
             "Send a WhatsApp message (the token in the path is the credential)", "send",
             auth=(), body=SEND_FIELDS if m == "post" else None, form=m == "post",
-            query=None if m == "post" else {"to": STR, "message": STR, "ref": STR,
-                                            "async": STR},
-            errors=(400, 403, 404, 409, 422, 429), limited=True,
+            upload=UPLOAD_FIELDS if m == "post" else None,
+            query=None if m == "post" else SEND_QUERY,
+            errors=SEND_ERRORS, limited=True,
             ok=(200, ref("SendAnswer")),
             extra={202: ("Queued (committed, not yet taken by WhatsApp)", ref("SendAnswer")),
                    502: ("Final failure within the wait", ref("Error"))})

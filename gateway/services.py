@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
 from gateway.config import Config
+from gateway.media import MediaStore
 from gateway.metrics import Metrics
 from gateway.security.guard import Security
 from gateway.store import Device, Store, User
@@ -23,6 +26,9 @@ class Services:
     manager: SessionManager
     webhooks: WebhookSender
     metrics: Metrics
+    media: MediaStore
+    http: httpx.AsyncClient
+    """For fetching media_url (the webhook sender keeps its own client and limits)."""
     inflight: set[tuple[str, str]] = field(default_factory=set)
     """Idempotency keys whose first request is still being answered."""
     security: Security = field(default_factory=Security)

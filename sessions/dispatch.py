@@ -7,8 +7,9 @@ crash in between leaves it `sending`, and the next start puts it back in the que
 does, so WhatsApp would drop the duplicate), otherwise at-least-once (see docs/delivery.md).
 
 Two ways through the queue:
-- one at a time (pacing on, or a driver that cannot take our ids): wait for the pacer, commit
-  `sending`, send, commit the outcome — so at most one message is ever in doubt;
+- one at a time (pacing on, or a driver that cannot take our ids): wait for the pacer, show
+  "typing..." if configured, commit `sending`, send, commit the outcome — so at most one
+  message is ever in doubt;
 - in batches (pacing off and a driver that honours ids, e.g. load tests on the simulated one):
   claim up to `BATCH` messages as `sending` in one commit, hand them to the driver in FIFO order
   (concurrently when the driver keeps the order of concurrent sends, `ordered_pipelining`), and
@@ -24,12 +25,13 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from gateway.compose import outgoing
 from gateway.config import DeliveryConfig
 from gateway.errors import DriverError, NotConnected
+from gateway.media import MediaStore
 from gateway.store import Message, Store
 from gateway.store.base import SendOutcome
 from sessions.backoff import Backoff
-from sessions.drivers.base import OutgoingMessage
 from sessions.outcomes import Outcomes
 from sessions.pacing import Pacer
 from sessions.state import DeviceStatus
@@ -47,11 +49,12 @@ NOT_CONNECTED_PAUSE = 1.0  # the driver said "not connected" before the supervis
 
 class Dispatcher:
     def __init__(self, sup: DeviceSupervisor, store: Store, settings: DeliveryConfig,
-                 outcomes: Outcomes) -> None:
+                 outcomes: Outcomes, media: MediaStore) -> None:
         self.sup = sup
         self.store = store
         self.settings = settings
         self.outcomes = outcomes
+        self.media = media
         self.pacer = Pacer(settings)
         self._wake = asyncio.Event()
         self._retry_at: float | None = None
@@ -89,7 +92,7 @@ class Dispatcher:
     def _batched(self) -> bool:
         """Batches only when nothing paces single messages and a resend cannot duplicate."""
         return (self.settings.rate_per_minute == 0 and self.settings.recipient_cooldown == 0
-                and self.sup.driver.honours_message_ids)
+                and self.settings.typing_seconds == 0 and self.sup.driver.honours_message_ids)
 
     async def _deliver_batch(self, claimed: list[Message]) -> None:
         if self.sup.driver.ordered_pipelining:
@@ -109,7 +112,8 @@ class Dispatcher:
         self._stalled = False
         try:
             wa_id = await self.sup.send(
-                OutgoingMessage(message.kind, message.recipient, message.body),
+                outgoing(message.kind, message.recipient, message.body, message.payload,
+                         self.media),
                 message.id if honour else None)
         except NotConnected as exc:
             self._stalled = True  # the device cannot take more now
@@ -158,6 +162,10 @@ class Dispatcher:
         if self.sup.status is not DeviceStatus.CONNECTED or self.held:
             return False
         await self.pacer.wait(message.recipient)
+        if self.settings.typing_seconds > 0:
+            # "typing..." before the message, as a person would; the message itself ends it.
+            await self.sup.typing(message.recipient, True)
+            await asyncio.sleep(self.settings.typing_seconds)
         if not await self.store.mark_sending(message.id):
             return True  # expired or failed meanwhile
         # One outcome routine for both paths: any exception (a driver bug too) settles the

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import NotConnected
+from gateway.media import MediaStore
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
 from sessions.drivers.base import Driver
@@ -27,16 +28,20 @@ from sessions.supervisor import DeviceSupervisor
 
 log = logging.getLogger("wagate.sessions")
 
+MEDIA_COLLECT_INTERVAL = 600.0  # seconds between media clean-ups
+MEDIA_GRACE = 3600.0  # a blob untouched this long and needed by no queued message goes
+
 Listener = Callable[[DeviceSupervisor, str, dict[str, Any]], Awaitable[None]]
 
 
 class SessionManager:
     def __init__(self, store: Store, driver: Driver, settings: SessionsConfig,
-                 delivery: DeliveryConfig | None = None) -> None:
+                 delivery: DeliveryConfig, media: MediaStore) -> None:
         self.store = store
         self.driver = driver
         self.settings = settings
-        self.delivery = delivery or DeliveryConfig()
+        self.delivery = delivery
+        self.media = media
         self.outcomes = Outcomes()
         self.listeners: list[Listener] = []
         self._supervisors: dict[int, DeviceSupervisor] = {}
@@ -81,7 +86,7 @@ class SessionManager:
 
     def _supervisor(self, device: Device) -> DeviceSupervisor:
         sup = DeviceSupervisor(device, self.driver, self.store, self.settings, self.delivery,
-                               self.outcomes, self._notify)
+                               self.outcomes, self.media, self._notify)
         sup.dispatcher.held = device.partner_id in self.held
         return sup
 
@@ -105,6 +110,7 @@ class SessionManager:
 
     async def _expire_forever(self) -> None:
         interval = min(30.0, max(0.5, self.delivery.queue_ttl / 10))
+        next_collect = time.monotonic() + MEDIA_COLLECT_INTERVAL
         while True:
             await anyio.sleep(interval)
             try:
@@ -112,6 +118,25 @@ class SessionManager:
                     self.outcomes.resolve(message.id, "expired")
             except Exception:
                 log.exception("queue expiry failed; trying again")
+            if time.monotonic() >= next_collect:
+                next_collect = time.monotonic() + MEDIA_COLLECT_INTERVAL
+                try:
+                    await self.collect_media()
+                except Exception:
+                    log.exception("media clean-up failed; trying again later")
+
+    async def collect_media(self, grace: float = MEDIA_GRACE) -> int:
+        """Remove media blobs no queued or sending message needs (untouched for `grace` s,
+        so a blob written for a message not yet committed is never taken)."""
+        stale = await anyio.to_thread.run_sync(self.media.stale, grace)
+        if not stale:
+            return 0
+        needed = await self.store.media_in_use([p.name for p in stale])
+        doomed = [p for p in stale if p.name not in needed]
+        removed = await anyio.to_thread.run_sync(self.media.remove, doomed)
+        if removed:
+            log.info("removed %d media file(s) no queued message needs", removed)
+        return removed
 
     def get(self, device_id: int) -> DeviceSupervisor | None:
         return self._supervisors.get(device_id)

@@ -23,6 +23,7 @@ import anyio
 from gateway.config import DeliveryConfig, SessionsConfig
 from gateway.errors import DriverError, NotConnected, PairingError, SendFailed
 from gateway.logs import device_id
+from gateway.media import MediaStore
 from gateway.store import Device, Store
 from sessions.backoff import Backoff
 from sessions.dispatch import Dispatcher
@@ -62,7 +63,7 @@ class _Command:
 
 class DeviceSupervisor:
     def __init__(self, device: Device, driver: Driver, store: Store, settings: SessionsConfig,
-                 delivery: DeliveryConfig, outcomes: Outcomes,
+                 delivery: DeliveryConfig, outcomes: Outcomes, media: MediaStore,
                  notify: Notify | None = None) -> None:
         self.device_id = device.id
         self.partner_id = device.partner_id
@@ -94,7 +95,7 @@ class DeviceSupervisor:
         self._qr_shown = False  # did this pairing round show any QR code?
         self.stopped = anyio.Event()
         self.outcomes = outcomes
-        self.dispatcher = Dispatcher(self, store, delivery, outcomes)
+        self.dispatcher = Dispatcher(self, store, delivery, outcomes, media)
 
     # -- the actor ---------------------------------------------------------------------------
 
@@ -392,6 +393,27 @@ class DeviceSupervisor:
         except TimeoutError:
             # It may have gone out: count it as a failed attempt (a resend is at-least-once).
             raise SendFailed("WhatsApp did not acknowledge the message in time") from None
+
+    async def on_whatsapp(self, phones: list[str], limit: float) -> dict[str, bool]:
+        session = self._session
+        if self.status is not DeviceStatus.CONNECTED or session is None:
+            raise NotConnected(f"device is {self.status.value}")
+        try:
+            async with asyncio.timeout(limit):
+                return await session.on_whatsapp(phones)
+        except TimeoutError:
+            raise NotConnected("WhatsApp did not answer the on-WhatsApp check in time") from None
+
+    async def typing(self, to: str, active: bool) -> None:
+        """Best effort: a failed presence update never holds a message back."""
+        session = self._session
+        if self.status is not DeviceStatus.CONNECTED or session is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.send_timeout):
+                await session.typing(to, active)
+        except Exception as exc:
+            log.debug("device %s: typing indicator failed: %r", self.key, exc)
 
     def _touch(self) -> None:
         self._changed.set()

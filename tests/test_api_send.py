@@ -212,10 +212,15 @@ async def test_bad_input_is_refused_and_nothing_is_sent(gateway: Gateway, partne
             r = await gateway.client.post(url, content=content, headers={"content-type": ctype})
             body = assert_error(r, 400, "unsupported_media_type")
             assert ctype in body["message"]
-    with subtests.test("multipart with a file, 400"):
+    with subtests.test("multipart with two files, 400"):
         r = await gateway.client.post(url, data={"to": TO, "message": "x"},
-                                      files={"file": ("a.txt", b"hello", "text/plain")})
+                                      files=[("file", ("a.txt", b"hello", "text/plain")),
+                                             ("file", ("b.txt", b"hello", "text/plain"))])
         assert_error(r, 400, "bad_request")
+    with subtests.test("multipart with a file part of another name, 400"):
+        r = await gateway.client.post(url, data={"to": TO, "message": "x"},
+                                      files={"photo": ("a.txt", b"hello", "text/plain")})
+        assert_error(r, 400, "invalid_field", "photo")
     assert await sent(partner, device) == []
     assert (await message_stats(partner))["total"] == 0
 

@@ -246,3 +246,17 @@ def test_events_survive_the_wire(event: Any) -> None:
     frame = protocol.encode({"op": "event", "sid": 1, "event": protocol.event_to_wire(event)})
     body = protocol.json.loads(frame[protocol.HEADER.size:])
     assert protocol.event_from_wire(body["event"]) == event
+
+
+def test_outgoing_text_and_location_are_real_protobufs(neo: SimpleNamespace) -> None:
+    from sessions.drivers.neonize import outgoing
+
+    text = outgoing.text_message("hello")
+    assert isinstance(text, neo.e2e.Message)
+    assert text.conversation == "hello"
+    place = outgoing.location_message({"latitude": 12.9716, "longitude": 77.5946,
+                                       "name": "Office", "address": ""}, "see you")
+    wire = neo.e2e.Message.FromString(place.SerializeToString())
+    loc = wire.locationMessage
+    assert (loc.degreesLatitude, loc.degreesLongitude) == (12.9716, 77.5946)
+    assert (loc.name, loc.HasField("address"), loc.comment) == ("Office", False, "see you")

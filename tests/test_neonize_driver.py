@@ -22,10 +22,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from gateway.config import NeonizeConfig
-from gateway.errors import DriverNotReady, NotConnected, PairingError
-from sessions.drivers.base import DeviceRef, OutgoingMessage
+from gateway.errors import DriverError, DriverNotReady, NotConnected, PairingError, SendFailed
+from sessions.drivers.base import DeviceRef, Location, MediaFile, OutgoingMessage
 from sessions.drivers.neonize import NeonizeDriver, NeonizeSession
 from sessions.events import (
     Connected,
@@ -180,7 +181,7 @@ async def inject(session: NeonizeSession, event: Any) -> None:
 
 
 async def test_neonize_events_reach_the_sink_through_the_real_handlers(
-        driver: NeonizeDriver) -> None:
+        driver: NeonizeDriver, tmp_path: Path) -> None:
     neo = load_neonize()
     pb, e2e = neo.pb, neo.e2e
     session, events = await open_failed(driver, "wa_inj")
@@ -213,6 +214,28 @@ async def test_neonize_events_reach_the_sink_through_the_real_handlers(
     pids = driver.worker_pids()
     with pytest.raises(NotConnected, match="doesn't contain a device JID"):
         await session.send(OutgoingMessage("text", "447700900123", "hi"), None)
+    # Every other kind takes the same road to whatsmeow (media via neonize's upload first).
+    image = tmp_path / "blob"
+    Image.new("RGB", (4, 4)).save(image, "PNG")
+    size = image.stat().st_size
+    others = [
+        OutgoingMessage("text", "447700900123", "see https://example.com", link_preview=True),
+        OutgoingMessage("location", "447700900123", "", location=Location(12.97, 77.59, "HQ")),
+        OutgoingMessage("image", "447700900123", "caption",
+                        media=MediaFile(str(image), "image/png", size)),
+        OutgoingMessage("document", "447700900123", "",
+                        media=MediaFile(str(image), "application/pdf", size, "a.pdf")),
+    ]
+    for message in others:  # a preview that cannot be fetched costs the preview, not the send
+        with pytest.raises(NotConnected, match=r"device JID|websocket not connected"):
+            await session.send(message, None)
+    with pytest.raises(SendFailed, match="media file"):  # the blob changed under the message
+        await session.send(OutgoingMessage("image", "447700900123", "", media=MediaFile(
+            str(image), "image/png", size + 1)), None)
+    with pytest.raises(DriverError):
+        await session.on_whatsapp(["447700900123"])
+    with pytest.raises(DriverError):
+        await session.typing("447700900123", True)
     assert driver.worker_pids() == pids
     await session.close()
     await driver.forget("wa_inj")

@@ -11,7 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.auth import device_by_send_token, partner_device, require_partner, services
+from gateway.api.params import send_params
 from gateway.api.responses import iso, success
+from gateway.api.send import accept
+from gateway.compose import payload_view
 from gateway.errors import BadRequest, NotFound
 from gateway.phone import normalize_phone
 from gateway.store import Message, Store
@@ -26,6 +29,7 @@ async def message_view(store: Store, message: Message, *, events: bool) -> dict[
         "message": message.body, "status": message.status, "error": message.error,
         "attempts": message.attempts, "in_doubt": message.in_doubt,
         "created_at": iso(message.created_at), "updated_at": iso(message.updated_at),
+        **payload_view(message.payload),
     }
     if events:
         view["events"] = [{"status": e.status, "at": iso(e.at), "detail": e.detail}
@@ -42,6 +46,15 @@ async def partner_message(request: Request) -> Response:
     device = await store.device_by_id(message.device_id)
     view = await message_view(store, message, events=True)
     return success(**view, session_id=device.session_id if device else None)
+
+
+async def partner_send(request: Request) -> Response:
+    """The partner API's send: the same fields and answers as the send URL."""
+    partner = await require_partner(request, "messages:send")
+    device = await partner_device(request, partner)
+    params, upload = await send_params(request)
+    return await accept(request, services(request), device, params, upload,
+                        f"device:{device.id}")
 
 
 async def send_url_message(request: Request) -> Response:
@@ -109,5 +122,6 @@ routes = [
     Route("/partner/messages/{message_id}", partner_message, methods=["GET"]),
     Route("/wa/{device_token}/messages/{message_id}", send_url_message, methods=["GET"]),
     Route("/partner/devices/{session_id}/messages", device_messages, methods=["GET"]),
+    Route("/partner/devices/{session_id}/messages", partner_send, methods=["POST"]),
     Route("/partner/devices/{session_id}/inbound", device_inbound, methods=["GET"]),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from gateway.errors import BadRequest
@@ -67,6 +68,25 @@ async def any_params(request: Request) -> dict[str, Any]:
                                      "or a query string", code="unsupported_media_type")
                 params.update(await json_body(request))
     return params
+
+
+async def send_params(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
+    """`any_params`, plus at most one uploaded file (a multipart part named `file`)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method != "POST" or ctype != "multipart/form-data":
+        return await any_params(request), None
+    params: dict[str, Any] = dict(request.query_params) if request.scope["query_string"] else {}
+    form = await request.form(max_files=1, max_fields=100)
+    upload: UploadFile | None = None
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            params[name] = value
+        elif name in ("file", "media"):
+            upload = value
+        else:
+            raise BadRequest(f"{name}: unexpected file part; name it 'file'",
+                             code="invalid_field", field=name)
+    return params, upload
 
 
 def text_field(data: dict[str, Any], name: str, *, required: bool = True, max_len: int = MAX_FIELD,

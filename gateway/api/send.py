@@ -9,27 +9,28 @@ once. `Idempotency-Key` (or `ref=`) makes a retried request return the first ans
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.auth import device_by_send_token, services
-from gateway.api.params import any_params, text_field
+from gateway.api.params import send_params, text_field
 from gateway.api.responses import JSON
+from gateway.compose import Draft, compose, flag, read_fields
 from gateway.errors import BadRequest, Conflict, Unprocessable
 from gateway.phone import normalize_phone
+from gateway.recipients import require_on_whatsapp
 from gateway.services import Services
 from gateway.store import Device, Idempotency, IdempotentReplay, Message
 from sessions.ids import new_message_id
 from sessions.state import LINKED_STATES, DeviceStatus
 
-MAX_TEXT = 4096 * 4  # WhatsApp's own text limit is 65,536; keep LAN payloads sane
 MAX_KEY = 255
 SENT = ("sent", "delivered", "read")
 
@@ -52,12 +53,8 @@ def send_answer(device: Device, message: Message) -> JSON:
                 status_code=502)
 
 
-def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true", "yes", "on")
-
-
-def _idempotency(request: Request, device: Device, params: dict[str, Any], to: str,
-                 text: str) -> Idempotency | None:
+def _idempotency(request: Request, scope: str, params: dict[str, Any], to: str,
+                 draft: Draft) -> Idempotency | None:
     key = request.headers.get("idempotency-key") or params.get("ref")
     if key is None:
         return None
@@ -65,22 +62,30 @@ def _idempotency(request: Request, device: Device, params: dict[str, Any], to: s
     if not key or len(key) > MAX_KEY:
         raise BadRequest(f"Idempotency-Key: 1 to {MAX_KEY} characters", code="invalid_field",
                          field="Idempotency-Key")
-    fingerprint = hashlib.sha256(f"text\0{to}\0{text}".encode()).hexdigest()
-    return Idempotency(f"device:{device.id}", key, fingerprint)
+    return Idempotency(scope, key, draft.fingerprint(to))
 
 
 async def send(request: Request) -> Response:
     svc = services(request)
     device = await device_by_send_token(request, time.time())
-    params = await any_params(request)
+    params, upload = await send_params(request)
+    return await accept(request, svc, device, params, upload, f"device:{device.id}")
+
+
+async def accept(request: Request, svc: Services, device: Device, params: dict[str, Any],
+                 upload: UploadFile | None, idem_scope: str) -> Response:
+    """Check, commit and (up to send_wait) watch one message: both send routes end here."""
     to = _recipient(text_field(params, "to", max_len=40))
-    text = text_field(params, "message", max_len=MAX_TEXT)
+    ask = read_fields(params, upload)
     sup = svc.manager.get(device.id)
     status = sup.status if sup else DeviceStatus(device.status)
     if status not in LINKED_STATES:
         raise Conflict(f"device is not linked (status: {status.value}); link it first",
                        code="device_not_linked", status=status.value)
-    idem = _idempotency(request, device, params, to, text)
+    draft = await compose(ask, settings=svc.config.delivery, media=svc.media, http=svc.http)
+    if svc.config.delivery.check_recipients or flag(params.get("check")):
+        await require_on_whatsapp(svc, device, to)
+    idem = _idempotency(request, idem_scope, params, to, draft)
     inflight = svc.inflight
     if idem is not None and (idem.scope, idem.key) in inflight:
         raise Conflict("a request with this Idempotency-Key is still in progress",
@@ -89,16 +94,16 @@ async def send(request: Request) -> Response:
     send_wait = svc.config.delivery.send_wait
     outcomes = svc.manager.outcomes
     # Watch before the enqueue, so an outcome that comes first is not missed.
-    waiter = outcomes.watch(message_id) if send_wait > 0 and not _flag(
+    waiter = outcomes.watch(message_id) if send_wait > 0 and not flag(
         params.get("async")) else None
     try:
         if idem is not None:
             inflight.add((idem.scope, idem.key))
         try:
             message = await svc.store.enqueue_message(
-                message_id, device.partner_id, device.id, to, "text", text,
+                message_id, device.partner_id, device.id, to, draft.kind, draft.text,
                 time.time() + svc.config.delivery.queue_ttl, idem,
-                svc.config.delivery.idempotency_ttl)
+                svc.config.delivery.idempotency_ttl, draft.payload_json(), draft.media_sha256)
         except IdempotentReplay as replay:
             return await _replay(svc, device, replay)
         svc.manager.wake(device.id)

@@ -16,11 +16,11 @@ from gateway.api.responses import iso, success
 from gateway.errors import BadRequest, NotFound
 from gateway.security.audit import record
 from gateway.services import Services
+from gateway.ssrf import vet
 from gateway.store import Partner
 from gateway.store.base import WebhookDelivery, WebhookEndpoint
 from gateway.tokens import new_nonce
 from gateway.webhooks.signing import endpoint_secret
-from gateway.webhooks.ssrf import vet
 
 EVENT_TYPES = (
     "message.queued", "message.sent", "message.delivered", "message.read", "message.failed",

@@ -37,6 +37,7 @@ from gateway.errors import ApiError
 from gateway.pages.render import html, qr_image, qr_version, secure
 from gateway.security.guard import check_blocked, lookup_failed
 from gateway.services import Services
+from gateway.ssrf import vet
 from gateway.store import Device, Partner
 from gateway.store.base import WebhookEndpoint
 from gateway.tokens import (
@@ -49,7 +50,6 @@ from gateway.tokens import (
     well_formed,
 )
 from gateway.webhooks.signing import endpoint_secret
-from gateway.webhooks.ssrf import vet
 
 COOKIE = "wagate_console"
 LOGIN_COOKIE = "wagate_login"

@@ -70,6 +70,7 @@ class Message:
     attempts: int = 0
     expires_at: float | None = None
     in_doubt: bool = False
+    payload: str | None = None  # JSON: media, location, link_preview (see gateway/compose.py)
 
 
 @dataclass(frozen=True)
@@ -331,9 +332,16 @@ class Store(WebhookStore, LinkStore, SecurityStore, Protocol):
     async def enqueue_message(
         self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
         body: str, expires_at: float | None, idempotency: Idempotency | None = None,
-        idempotency_ttl: float = 86400.0,
+        idempotency_ttl: float = 86400.0, payload: str | None = None,
+        media_sha256: str | None = None,
     ) -> Message:
         """Commit a queued message (raises `IdempotentReplay` for a key seen within the TTL)."""
+    async def media_in_use(self, digests: list[str]) -> set[str]:
+        """Those of these media blobs that a queued or sending message still needs."""
+    async def recipient_checks(self, device_id: int, phones: list[str],
+                               since: float) -> dict[str, bool]:
+        """Cached on-WhatsApp answers for this device checked after `since`."""
+    async def save_recipient_checks(self, device_id: int, answers: dict[str, bool]) -> None: ...
     async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]: ...
     async def mark_sending(self, message_id: str) -> bool:
         """queued -> sending; False if the message is no longer queued (expired, failed)."""

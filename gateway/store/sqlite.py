@@ -479,7 +479,8 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
     async def enqueue_message(
         self, message_id: str, partner_id: int, device_id: int, recipient: str, kind: str,
         body: str, expires_at: float | None, idempotency: Idempotency | None = None,
-        idempotency_ttl: float = 86400.0,
+        idempotency_ttl: float = 86400.0, payload: str | None = None,
+        media_sha256: str | None = None,
     ) -> Message:
         now = time.time()
 
@@ -498,10 +499,39 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
             _enqueue_many(db, [values])
 
         # Without a key, concurrent enqueues go in as one multi-row INSERT (see `_InThread`).
-        values = (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at)
+        values = (message_id, partner_id, device_id, recipient, kind, body, now, now, expires_at,
+                  payload, media_sha256)
         await self._submit(_InThread(job, None if idempotency else _enqueue_many, values))
         return Message(message_id, partner_id, device_id, recipient, kind, body, "queued", None,
-                       None, now, now, 0, expires_at)
+                       None, now, now, 0, expires_at, False, payload)
+
+    async def media_in_use(self, digests: list[str]) -> set[str]:
+        if not digests:
+            return set()
+        rows = await self._all(
+            "SELECT DISTINCT media_sha256 FROM messages WHERE media_sha256 IN "
+            "(SELECT value FROM json_each(?)) AND status IN ('queued', 'sending')",
+            (orjson.dumps(digests).decode(),))
+        return {str(r[0]) for r in rows}
+
+    async def recipient_checks(self, device_id: int, phones: list[str],
+                               since: float) -> dict[str, bool]:
+        rows = await self._all(
+            "SELECT phone, on_whatsapp FROM recipient_checks WHERE device_id = ? AND phone IN "
+            "(SELECT value FROM json_each(?)) AND checked_at > ?",
+            (device_id, orjson.dumps(phones).decode(), since))
+        return {str(r[0]): bool(r[1]) for r in rows}
+
+    async def save_recipient_checks(self, device_id: int, answers: dict[str, bool]) -> None:
+        now = time.time()
+
+        def job(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO recipient_checks (device_id, phone, on_whatsapp, "
+                "checked_at) VALUES (?, ?, ?, ?)",
+                [(device_id, phone, int(yes), now) for phone, yes in answers.items()])
+
+        await self._write_in_thread(job)
 
     async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
         rows = await self._all(
@@ -533,7 +563,7 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
                        "updated_at = ? WHERE rowid IN (SELECT value FROM json_each(?))",
                        (stamp, rowids))
             return [Message(r[1], r[2], r[3], r[4], r[5], r[6], "sending", r[7], r[8], r[9],
-                            stamp, r[10] + 1, r[11], bool(r[12])) for r in rows]
+                            stamp, r[10] + 1, r[11], bool(r[12]), r[13]) for r in rows]
 
         return await self._write_in_thread(job)
 
@@ -760,16 +790,18 @@ def _message(r: aiosqlite.Row) -> Message:
                    r["status"], r["wa_id"], r["error"], r["created_at"], r["updated_at"],
                    r["attempts"] if "attempts" in keys else 0,
                    r["expires_at"] if "expires_at" in keys else None,
-                   bool(r["in_doubt"]) if "in_doubt" in keys else False)
+                   bool(r["in_doubt"]) if "in_doubt" in keys else False,
+                   r["payload"] if "payload" in keys else None)
 
 
 def _enqueue_many(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[None]:
     """Queued messages and their `queued` events, a few multi-row INSERTs for the lot."""
-    for start in range(0, len(rows), 256):  # 256 x 9 bound values, well under SQLite's limit
+    for start in range(0, len(rows), 256):  # 256 x 11 bound values, under SQLite's limit
         chunk = rows[start:start + 256]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"] * len(chunk))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"] * len(chunk))
         db.execute("INSERT INTO messages (id, partner_id, device_id, recipient, kind, body, "  # noqa: S608
-                   f"status, created_at, updated_at, expires_at) VALUES {values}",
+                   "status, created_at, updated_at, expires_at, payload, media_sha256) "
+                   f"VALUES {values}",
                    [v for r in chunk for v in r])
         events = ", ".join(["(?, 'queued', NULL, ?)"] * len(chunk))
         db.execute("INSERT INTO message_events (message_id, status, detail, at) "  # noqa: S608
@@ -781,7 +813,7 @@ def _claimable(db: sqlite3.Connection, due: str, args: tuple[Any, ...]) -> list[
     """Queued messages of one device, oldest first, as one JSON array in one SQLite call."""
     row = db.execute(
         "SELECT json_group_array(json_array(rowid, id, partner_id, device_id, recipient, "  # noqa: S608
-        "kind, body, wa_id, error, created_at, attempts, expires_at, in_doubt)) FROM ("
+        "kind, body, wa_id, error, created_at, attempts, expires_at, in_doubt, payload)) FROM ("
         f"SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' AND {due} "
         "ORDER BY rowid LIMIT ?)", args).fetchone()
     rows: list[list[Any]] = orjson.loads(row[0]) if row and row[0] else []

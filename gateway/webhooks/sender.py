@@ -23,11 +23,11 @@ from gateway import __version__
 from gateway.config import WebhooksConfig
 from gateway.errors import ApiError
 from gateway.metrics import Metrics
+from gateway.ssrf import vet
 from gateway.store import Store
 from gateway.store.base import WebhookAttempt, WebhookDelivery
 from gateway.tokens import TokenVault
 from gateway.webhooks.signing import endpoint_secret, signature_header
-from gateway.webhooks.ssrf import vet
 
 log = logging.getLogger("wagate.webhooks")
 

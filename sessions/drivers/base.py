@@ -26,10 +26,31 @@ class DeviceRef:
 
 
 @dataclass(frozen=True)
+class MediaFile:
+    """A media blob the gateway has stored, vetted and sniffed; drivers read it from `path`."""
+
+    path: str
+    mime: str
+    size: int
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
-    kind: str  # "text" for now; media kinds come with durable delivery
+    kind: str  # text | image | video | audio | voice | document | location
     to: str  # E.164 digits without '+'
-    text: str
+    text: str  # the text, or a media message's caption
+    media: MediaFile | None = None
+    location: Location | None = None
+    link_preview: bool = False
 
 
 class DriverSession(Protocol):
@@ -41,6 +62,12 @@ class DriverSession(Protocol):
 
     async def send(self, message: OutgoingMessage, message_id: str | None) -> str:
         """Send and return WhatsApp's message id (ours, when the driver can honour it)."""
+
+    async def on_whatsapp(self, phones: list[str]) -> dict[str, bool]:
+        """Which of these numbers (E.164 digits) have a WhatsApp account; needs a connection."""
+
+    async def typing(self, to: str, active: bool) -> None:
+        """Show (or stop showing) "typing…" in the chat with `to`; best effort."""
 
     async def logout(self) -> None:
         """Unlink from the phone's side and delete this device's credentials."""

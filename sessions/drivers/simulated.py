@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import secrets
 import sqlite3
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gateway.config import SimulatedConfig
 from gateway.errors import DriverNotReady, NotConnected, PairingError, SendFailed
@@ -48,7 +51,7 @@ CREATE TABLE IF NOT EXISTS accounts (
 CREATE TABLE IF NOT EXISTS received (
     seq INTEGER PRIMARY KEY, key TEXT NOT NULL, wa_id TEXT NOT NULL, recipient TEXT NOT NULL,
     kind TEXT NOT NULL, body TEXT NOT NULL, at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (key, wa_id)
+    payload TEXT, UNIQUE (key, wa_id)
 );
 """
 
@@ -158,6 +161,8 @@ class SimulatedSession:
             rate = max(cfg.send_failure_rate, faults.send_failure_rate)
             if rate and random.random() < rate:
                 raise SendFailed("simulated send failure (failure injection)")
+            if message.media is not None:
+                _upload(message)
             wa_id = message_id or new_message_id()
             recorded = self.world.record_soon(self.key, wa_id, message)
         finally:
@@ -191,6 +196,17 @@ class SimulatedSession:
             by_chat.setdefault(chat, []).append(wa_id)
         for chat, ids in by_chat.items():
             self.sink(Receipt(tuple(ids), status, chat))
+
+    async def on_whatsapp(self, phones: list[str]) -> dict[str, bool]:
+        if self.state != "connected":
+            raise NotConnected("not connected to WhatsApp")
+        absent = self.world.config.absent_numbers()
+        return {phone: phone not in absent for phone in phones}
+
+    async def typing(self, to: str, active: bool) -> None:
+        if self.state != "connected":
+            raise NotConnected("not connected to WhatsApp")
+        self.world.typing.setdefault(self.key, []).append((to, active))
 
     async def logout(self) -> None:
         if self.key not in self.world.accounts:
@@ -227,6 +243,7 @@ class SimulatedWhatsApp:
         self.accounts: dict[str, _Account] = {}
         self.sessions: dict[str, SimulatedSession] = {}
         self.faults: dict[str, Faults] = {}
+        self.typing: dict[str, list[tuple[str, bool]]] = {}  # "typing…" shown, per device
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._records: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
@@ -237,6 +254,9 @@ class SimulatedWhatsApp:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(received)")}
+        if "payload" not in columns:  # a simulated.db from before message kinds
+            self._db.execute("ALTER TABLE received ADD COLUMN payload TEXT")
         for key, phone, jid, banned in self._db.execute("SELECT * FROM accounts"):
             self.accounts[key] = _Account(phone, jid, banned)
 
@@ -260,8 +280,8 @@ class SimulatedWhatsApp:
         in one loop pass share one transaction (group commit, as the gateway's store does),
         in the order they were queued."""
         future = asyncio.get_running_loop().create_future()
-        self._records.append(((key, wa_id, message.to, message.kind, message.text, time.time()),
-                              future))
+        self._records.append(((key, wa_id, message.to, message.kind, message.text, time.time(),
+                               _payload(message)), future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         return future
@@ -295,9 +315,9 @@ class SimulatedWhatsApp:
             # releasing and retaking the GIL the event loop needs).
             for start in range(0, len(rows), 256):
                 chunk = rows[start:start + 256]
-                values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
                 db.execute(
-                    f"INSERT INTO received (key, wa_id, recipient, kind, body, at) "  # noqa: S608
+                    f"INSERT INTO received (key, wa_id, recipient, kind, body, at, payload) "  # noqa: S608
                     f"VALUES {values} "
                     "ON CONFLICT (key, wa_id) DO UPDATE SET attempts = attempts + 1",
                     [v for row in chunk for v in row])
@@ -334,6 +354,7 @@ class SimulatedWhatsApp:
             "qr": session.qr if session and session.state == "pairing" else None,
             "pairing_code": session.pair_code if session and session.state == "pairing" else None,
             "banned_until": account.banned_until if account else None,
+            "typing": len(self.typing.get(key, ())),
         }
 
     async def scan(self, key: str, phone: str, code: str | None = None) -> str:
@@ -398,10 +419,37 @@ class SimulatedWhatsApp:
 
     def received(self, key: str, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT wa_id, recipient, kind, body, at, attempts FROM received WHERE key = ? "
-            "ORDER BY seq LIMIT ?", (key, limit)).fetchall()
+            "SELECT wa_id, recipient, kind, body, at, attempts, payload FROM received "
+            "WHERE key = ? ORDER BY seq LIMIT ?", (key, limit)).fetchall()
         return [{"message_id": r[0], "to": r[1], "kind": r[2], "message": r[3], "at": r[4],
-                 "attempts": r[5]} for r in rows]
+                 "attempts": r[5], **(orjson.loads(r[6]) if r[6] else {})} for r in rows]
+
+
+def _upload(message: OutgoingMessage) -> None:
+    """WhatsApp takes media only after an upload: the file must be there, whole."""
+    media = message.media
+    assert media is not None
+    try:
+        size = os.stat(media.path).st_size
+    except OSError:
+        raise SendFailed("media upload failed: the media file is gone") from None
+    if size != media.size:
+        raise SendFailed("media upload failed: the media file changed size")
+
+
+def _payload(message: OutgoingMessage) -> str | None:
+    """What WhatsApp got besides the text: media details, a location, the preview flag."""
+    data: dict[str, Any] = {}
+    if message.media is not None:
+        data["media"] = {"mime": message.media.mime, "size": message.media.size,
+                         "filename": message.media.filename}
+    if message.location is not None:
+        data["location"] = {"latitude": message.location.latitude,
+                            "longitude": message.location.longitude,
+                            "name": message.location.name, "address": message.location.address}
+    if message.link_preview:
+        data["link_preview"] = True
+    return orjson.dumps(data).decode() if data else None
 
 
 class SimulatedDriver:

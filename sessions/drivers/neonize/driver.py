@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -431,16 +432,35 @@ class NeonizeSession:
             raise PairingError(exc.reason) from None
 
     async def send(self, message: OutgoingMessage, message_id: str | None) -> str:
-        if message.kind != "text":
-            raise SendFailed(f"the neonize driver cannot send {message.kind} messages yet")
         worker = self._live()
+        fields: dict[str, Any] = {"sid": self.sid, "to": message.to, "kind": message.kind,
+                                  "text": message.text, "link_preview": message.link_preview}
+        if message.media is not None:  # the worker reads the blob itself: no bytes on the wire
+            fields["media"] = dataclasses.asdict(message.media)
+        if message.location is not None:
+            fields["location"] = dataclasses.asdict(message.location)
         try:
-            return str(await worker.request("send", sid=self.sid, to=message.to,
-                                            text=message.text))
+            return str(await worker.request("send", **fields))
         except WorkerGone as exc:
             # The worker may or may not have handed it to WhatsApp before it died.
             raise SendFailed(f"{exc.reason} while sending; the message may have been sent"
                              ) from None
+
+    async def on_whatsapp(self, phones: list[str]) -> dict[str, bool]:
+        worker = self._live()
+        try:
+            answer = await worker.call("on_whatsapp", limit=CALL_TIMEOUT, sid=self.sid,
+                                       phones=phones)
+        except WorkerGone as exc:
+            raise NotConnected(exc.reason) from None
+        return {str(k): bool(v) for k, v in dict(answer).items()}
+
+    async def typing(self, to: str, active: bool) -> None:
+        worker = self._live()
+        try:
+            await worker.call("typing", limit=CALL_TIMEOUT, sid=self.sid, to=to, active=active)
+        except WorkerGone as exc:
+            raise NotConnected(exc.reason) from None
 
     async def logout(self) -> None:
         worker = self._live()

@@ -53,13 +53,19 @@ from neonize.aioze.events import (
     TemporaryBanEv,
 )
 from neonize.events import EVENT_TO_INT
-from neonize.exc import LogoutError, PairPhoneError, SendMessageError
+from neonize.exc import (
+    IsOnWhatsAppError,
+    LogoutError,
+    PairPhoneError,
+    SendMessageError,
+    SendPresenceError,
+)
 from neonize.proto import Neonize_pb2 as neonize_pb
 from neonize.proto.Neonize_pb2 import JID
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia
 
 from gateway.errors import DriverError, DriverNotReady, NotConnected, PairingError, SendFailed
-from sessions.drivers.neonize import convert, protocol
+from sessions.drivers.neonize import convert, outgoing, protocol
 from sessions.drivers.neonize.gate import RWGate
 from sessions.events import (
     ConnectFailed,
@@ -127,6 +133,16 @@ def jid_from_string(value: str) -> Any:
 def user_jid(phone: str) -> Any:
     return JID(User=phone, Server=convert.USER_SERVER, Device=0, RawAgent=0, Integrator=0,
                IsEmpty=False)
+
+
+def upload_error(exc: Exception) -> DriverError:
+    """A media message could not be built: the upload (or ffmpeg/ffprobe) failed."""
+    if isinstance(exc, FileNotFoundError) and "ff" in str(exc.filename or ""):
+        return SendFailed("audio and video need ffmpeg on the server (apt-get install ffmpeg)")
+    failure = send_error(f"{type(exc).__name__}: {exc}")
+    if isinstance(failure, NotConnected):
+        return failure
+    return SendFailed(f"media upload failed: {failure.reason}")
 
 
 def send_error(message: str) -> DriverError:
@@ -411,6 +427,7 @@ class Host:
             return
         handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = {
             "close": self.op_close, "send": self.op_send, "pair_phone": self.op_pair_phone,
+            "on_whatsapp": self.op_on_whatsapp, "typing": self.op_typing,
             "logout": self.op_logout, "forget": self.op_forget,
             "inject": self.op_inject if self.settings.test_hooks else None,
         }.get(op)
@@ -474,14 +491,63 @@ class Host:
         device = self._device(message)
         if device.state != "connected" or device.client is None:
             raise NotConnected(f"not connected to WhatsApp ({device.state})")
-        payload = Message(conversation=str(message["text"]))
+        client = device.client
+        kind = str(message.get("kind", "text"))
+        text = str(message.get("text", ""))
+        preview = kind == "text" and bool(message.get("link_preview"))
         async with self.gate.shared(), self.ffi:
+            if kind == "location":
+                payload = outgoing.location_message(message["location"], text)
+            elif kind in outgoing.MEDIA_KINDS:
+                try:  # the upload: a failure here is clean, nothing reached the recipient
+                    payload = await outgoing.media_message(client, kind, text, message["media"])
+                except Exception as exc:
+                    raise upload_error(exc) from None
+            else:
+                # A str goes out as extendedTextMessage and lets neonize fetch the preview.
+                payload = text if preview else outgoing.text_message(text)
+            to = user_jid(str(message["to"]))
             try:
-                response = await device.client.send_message(user_jid(str(message["to"])),
-                                                            payload)
+                response = await client.send_message(to, payload, link_preview=preview)
             except SendMessageError as exc:
                 raise send_error(str(exc)) from None
+            except Exception as exc:
+                if not preview:
+                    raise
+                # The preview is fetched before anything is sent (neonize's httpx call): a
+                # site that cannot be reached costs the preview, not the message.
+                log.info("link preview failed (%s); sending without it", type(exc).__name__)
+                try:
+                    response = await client.send_message(to, outgoing.text_message(text))
+                except SendMessageError as exc2:
+                    raise send_error(str(exc2)) from None
         return str(response.ID)
+
+    async def op_on_whatsapp(self, message: dict[str, Any]) -> dict[str, bool]:
+        device = self._device(message)
+        if device.state != "connected" or device.client is None:
+            raise NotConnected(f"not connected to WhatsApp ({device.state})")
+        phones = [str(p) for p in message["phones"]]
+        async with self.gate.shared(), self.ffi:
+            try:  # whatsmeow wants +<international>; the answer's Query echoes it
+                answers = await device.client.is_on_whatsapp(*(f"+{p}" for p in phones))
+            except IsOnWhatsAppError as exc:
+                raise send_error(str(exc)) from None
+        found = {str(a.Query).lstrip("+"): bool(a.IsIn) for a in answers}
+        return {p: found.get(p, False) for p in phones}
+
+    async def op_typing(self, message: dict[str, Any]) -> None:
+        device = self._device(message)
+        if device.state != "connected" or device.client is None:
+            raise NotConnected(f"not connected to WhatsApp ({device.state})")
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if message.get("active") else \
+            ChatPresence.CHAT_PRESENCE_PAUSED
+        async with self.gate.shared(), self.ffi:
+            try:
+                await device.client.send_chat_presence(
+                    user_jid(str(message["to"])), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+            except SendPresenceError as exc:
+                raise send_error(str(exc)) from None
 
     async def op_pair_phone(self, message: dict[str, Any]) -> str:
         device = self._device(message)

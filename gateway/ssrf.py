@@ -1,4 +1,6 @@
-"""Refuse webhook targets inside the operator's network (SSRF), and pin the vetted address.
+"""Refuse outbound targets inside the operator's network (SSRF), and pin the vetted address.
+
+Used for webhook deliveries and for fetching media by URL.
 
 The host is resolved once; every address must be public (`ipaddress.is_global`, which excludes
 loopback, RFC 1918, link-local incl. 169.254.169.254, CGNAT 100.64/10, unique-local, reserved and
@@ -64,7 +66,8 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return True
 
 
-async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
+async def vet(url: str, *, allow_private: bool, allow_http: bool,
+              setting: str = "webhooks.allow_private_targets") -> Target:
     host, port = check_url(url, allow_http=allow_http)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -76,7 +79,7 @@ async def vet(url: str, *, allow_private: bool, allow_http: bool) -> Target:
         if not allow_private and not _public(ip):
             raise TargetRefused(
                 f"url: {host} resolves to {ip}, a private or reserved address; an operator can "
-                "allow such targets with webhooks.allow_private_targets")
+                f"allow such targets with {setting}")
     chosen = sorted(addresses)[0]
     netloc = f"[{chosen}]" if ":" in chosen else chosen
     parts = urlsplit(url)
