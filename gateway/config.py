@@ -149,10 +149,11 @@ class WebhooksConfig:
         False, "Allow webhook URLs that resolve to loopback, private, link-local, CGNAT or "
         "cloud-metadata addresses (for receivers on the operator's own LAN).")
     allow_http: bool = setting(False, "Allow plain http:// webhook URLs (https only otherwise).")
-    concurrency: int = setting(32, "Deliveries in flight at once, over all endpoints.",
+    concurrency: int = setting(64, "Deliveries in flight at once, over all endpoints.",
                                minimum=1, maximum=1000)
-    per_endpoint: int = setting(4, "Deliveries in flight at once to one endpoint, so a slow "
-                                "endpoint cannot take every slot.", minimum=1, maximum=100)
+    per_endpoint: int = setting(
+        16, "Deliveries in flight at once to one endpoint (its receiver's concurrent requests), "
+        "so a slow endpoint cannot take every slot.", minimum=1, maximum=100)
     secret_overlap: float = setting(
         86400.0, "After a secret rotation, seconds deliveries are also signed with the old one.",
         minimum=0)

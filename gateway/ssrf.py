@@ -70,10 +70,14 @@ async def vet(url: str, *, allow_private: bool, allow_http: bool,
               setting: str = "webhooks.allow_private_targets") -> Target:
     host, port = check_url(url, allow_http=allow_http)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise TargetRefused(f"url: cannot resolve {host}") from None
-    addresses = {str(info[4][0]) for info in infos}
+        addresses = {str(ipaddress.ip_address(host))}  # a literal: no resolver round trip
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                                 type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise TargetRefused(f"url: cannot resolve {host}") from None
+        addresses = {str(info[4][0]) for info in infos}
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not allow_private and not _public(ip):

@@ -182,16 +182,17 @@ class WebhookStore(Protocol):
         """Queue an event for every matching active endpoint; returns the event id."""
     async def pump_message_events(self, limit: int) -> int:
         """Turn new message status events into webhook deliveries (transactionally)."""
-    async def claim_deliveries(self, now: float, limit: int,
-                               lease: float) -> list[WebhookDelivery]: ...
+    async def claim_deliveries(self, now: float, limit: int, lease: float, *,
+                               per_endpoint: int,
+                               busy: dict[int, int]) -> list[WebhookDelivery]:
+        """Lease up to `limit` due deliveries, at most `per_endpoint` in flight per endpoint
+        (counting `busy`, the deliveries this process already has in flight)."""
     async def finish_attempt(
         self, delivery: WebhookDelivery, attempt: WebhookAttempt, *, outcome: str,
         retry_at: float | None, disable_after: float,
     ) -> WebhookEndpoint | None:
         """Log an attempt, settle or reschedule the delivery, track the endpoint's failures;
         returns the endpoint if this attempt disabled it."""
-    async def release_deliveries(self, ids: list[int]) -> None:
-        """Give back claims that will not be attempted now (no attempt counted)."""
     async def list_deliveries(self, endpoint_id: int, limit: int) -> list[WebhookDelivery]: ...
     async def delivery_attempts(self, delivery_id: int) -> list[WebhookAttempt]: ...
     async def redeliver(self, endpoint_id: int, delivery_id: int) -> bool: ...

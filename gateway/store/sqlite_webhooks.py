@@ -9,6 +9,7 @@ exactly once, however the process stops.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -47,9 +48,11 @@ def _iso(ts: float) -> str:
 
 
 class WebhookStoreMixin:
-    """Mixed into SQLiteStore, which provides `_write`, `_exec`, `_one` and `_all`."""
+    """Mixed into SQLiteStore, which provides `_write`, `_write_in_thread`, `_exec`, `_one`
+    and `_all`."""
 
     _write: Callable[[Callable[[aiosqlite.Connection], Awaitable[Any]]], Awaitable[Any]]
+    _write_in_thread: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
     _exec: Callable[..., Awaitable[aiosqlite.Cursor]]
     _one: Callable[..., Awaitable[aiosqlite.Row | None]]
     _all: Callable[..., Awaitable[list[aiosqlite.Row]]]
@@ -112,89 +115,101 @@ class WebhookStoreMixin:
     async def fanout(self, partner_id: int, device_id: int | None, event_type: str,
                      data: dict[str, Any], *, endpoint_id: int | None = None) -> str:
         event_id = new_event_id()
-
-        async def job(db: aiosqlite.Connection) -> None:
-            await _fanout(db, partner_id, device_id, event_type, data, event_id, time.time(),
-                          endpoint_id)
-
-        await self._write(job)
+        await self._write_in_thread(
+            lambda db: _fanout(db, partner_id, device_id, event_type, data, event_id,
+                               time.time(), endpoint_id))
         return event_id
 
     async def pump_message_events(self, limit: int) -> int:
-        async def job(db: aiosqlite.Connection) -> int:
-            async with db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)) as c:
-                row = await c.fetchone()
+        def job(db: sqlite3.Connection) -> int:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
             cursor = int(row[0]) if row else 0
-            async with db.execute("SELECT 1 FROM webhook_endpoints WHERE status = 'active' "
-                                  "AND deleted_at IS NULL LIMIT 1") as c:
-                any_endpoint = await c.fetchone()
+            any_endpoint = db.execute("SELECT 1 FROM webhook_endpoints WHERE status = 'active' "
+                                      "AND deleted_at IS NULL LIMIT 1").fetchone()
             if any_endpoint is None:
                 # Nobody listens: move the cursor past everything (an endpoint receives events
                 # from its creation on) without fanning out event by event.
-                await _skip_to_newest(db, cursor)
+                _skip_to_newest(db, cursor)
                 return 0
-            async with db.execute(_PUMP_SQL, (cursor, *WEBHOOK_MESSAGE_STATUSES, limit)) as c:
-                rows = list(await c.fetchall())
+            rows = db.execute(_PUMP_SQL, (cursor, *WEBHOOK_MESSAGE_STATUSES, limit)).fetchall()
             if not rows:
                 # Skip past events that no webhook takes (sending, retry) without scanning again.
-                await _skip_to_newest(db, cursor)
+                _skip_to_newest(db, cursor)
                 return 0
+            endpoints = _Endpoints(db)
             for eid, status, detail, at, mid, partner_id, device_id, to, kind, sid in rows:
                 data = {"message_id": mid, "session_id": sid, "to": to, "kind": kind,
                         "status": status}
                 if detail:
                     data["detail"] = detail
-                await _fanout(db, partner_id, device_id, f"message.{status}", data,
-                              f"evt_m{eid}", at, None)
+                _fanout(db, partner_id, device_id, f"message.{status}", data, f"evt_m{eid}",
+                        at, None, endpoints)
                 cursor = eid
-            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             (CURSOR_KEY, str(cursor)))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (CURSOR_KEY, str(cursor)))
             return len(rows)
 
-        result: int = await self._write(job)
-        return result
+        pumped: int = await self._write_in_thread(job)
+        return pumped
 
-    async def claim_deliveries(self, now: float, limit: int,
-                               lease: float) -> list[WebhookDelivery]:
-        async def job(db: aiosqlite.Connection) -> list[WebhookDelivery]:
-            cur = await db.execute(
+    async def claim_deliveries(self, now: float, limit: int, lease: float, *,
+                               per_endpoint: int,
+                               busy: dict[int, int]) -> list[WebhookDelivery]:
+        """Up to `limit` due deliveries, oldest first, at most `per_endpoint` in flight per
+        endpoint counting `busy`; endpoints already full are skipped in the scan, so one
+        endpoint's backlog cannot hold back the others' deliveries."""
+        full = orjson.dumps([e for e, n in busy.items() if n >= per_endpoint]).decode()
+        in_flight = orjson.dumps({str(e): n for e, n in busy.items() if n}).decode()
+        # Full endpoints are skipped in the scan; a partly busy one can hold at most
+        # `per_endpoint` rows of the window that its cap then drops.
+        window = limit + per_endpoint * len(busy)
+
+        def job(db: sqlite3.Connection) -> list[WebhookDelivery]:
+            cur = db.execute(
                 "UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1 "
-                "WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' "
-                "AND next_attempt_at <= ? AND claimed_until <= ? ORDER BY next_attempt_at, id "
-                "LIMIT ?) RETURNING *", (now + lease, now, now, limit))
-            return [_delivery(r) for r in await cur.fetchall()]
+                "WHERE id IN (SELECT id FROM ("
+                "  SELECT id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER ("
+                "    PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn FROM ("
+                "      SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries "
+                "      WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ? "
+                "      AND endpoint_id NOT IN (SELECT value FROM json_each(?)) "
+                "      ORDER BY next_attempt_at, id LIMIT ?)) "
+                "  WHERE rn <= ? - COALESCE(json_extract(?, '$.\"' || endpoint_id || '\"'), 0) "
+                "  ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
+                (now + lease, now, now, full, window, per_endpoint, in_flight, limit))
+            return [_delivery(r) for r in cur.fetchall()]
 
-        result: list[WebhookDelivery] = await self._write(job)
-        return result
+        result: list[WebhookDelivery] = await self._write_in_thread(job)
+        return sorted(result, key=lambda d: (d.next_attempt_at, d.id))
 
     async def finish_attempt(
         self, delivery: WebhookDelivery, attempt: WebhookAttempt, *, outcome: str,
         retry_at: float | None, disable_after: float,
     ) -> WebhookEndpoint | None:
-        async def job(db: aiosqlite.Connection) -> WebhookEndpoint | None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> WebhookEndpoint | None:
+            db.execute(
                 "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, error, "
                 "response) VALUES (?, ?, ?, ?, ?, ?)",
                 (delivery.id, attempt.at, attempt.status_code, attempt.latency_ms,
                  attempt.error, attempt.response))
             if outcome == "delivered":
-                await db.execute(
+                db.execute(
                     "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, "
                     "claimed_until = 0 WHERE id = ?", (attempt.at, delivery.id))
-                await db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
-                                 "WHERE id = ?", (delivery.endpoint_id,))
+                db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
+                           "WHERE id = ? AND failing_since IS NOT NULL", (delivery.endpoint_id,))
                 return None
             if retry_at is None:
-                await db.execute("UPDATE webhook_deliveries SET status = 'failed', "
-                                 "claimed_until = 0 WHERE id = ?", (delivery.id,))
+                db.execute("UPDATE webhook_deliveries SET status = 'failed', "
+                           "claimed_until = 0 WHERE id = ?", (delivery.id,))
             else:
-                await db.execute(
+                db.execute(
                     "UPDATE webhook_deliveries SET next_attempt_at = ?, claimed_until = 0 "
                     "WHERE id = ?", (retry_at, delivery.id))
-            cur = await db.execute(
+            row = db.execute(
                 "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) "
-                "WHERE id = ? RETURNING failing_since, status", (attempt.at, delivery.endpoint_id))
-            row = await cur.fetchone()
+                "WHERE id = ? RETURNING failing_since, status",
+                (attempt.at, delivery.endpoint_id)).fetchone()
             gone = outcome == "gone"  # 410: the receiver asked us to stop
             if row is None or row[1] != "active":
                 return None
@@ -202,29 +217,19 @@ class WebhookStoreMixin:
                 return None
             reason = ("the endpoint answered 410 Gone" if gone else
                       f"every delivery failed for {disable_after / 86400:g} days")
-            cur = await db.execute(
+            disabled = db.execute(
                 "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ? "
-                "WHERE id = ? RETURNING *", (reason, delivery.endpoint_id))
-            disabled = await cur.fetchone()
-            await db.execute("UPDATE webhook_deliveries SET status = 'failed' "
-                             "WHERE endpoint_id = ? AND status = 'pending'",
-                             (delivery.endpoint_id,))
+                "WHERE id = ? RETURNING *", (reason, delivery.endpoint_id)).fetchone()
+            db.execute("UPDATE webhook_deliveries SET status = 'failed' "
+                       "WHERE endpoint_id = ? AND status = 'pending'", (delivery.endpoint_id,))
             return _endpoint(disabled) if disabled else None
 
-        result: WebhookEndpoint | None = await self._write(job)
+        result: WebhookEndpoint | None = await self._write_in_thread(job)
         return result
 
     async def webhook_backlog(self) -> int:
         row = await self._one("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
         return int(row[0]) if row else 0
-
-    async def release_deliveries(self, ids: list[int]) -> None:
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "UPDATE webhook_deliveries SET claimed_until = 0, attempts = attempts - 1 "
-                "WHERE id = ?", [(i,) for i in ids])
-
-        await self._write(job)
 
     async def list_deliveries(self, endpoint_id: int, limit: int) -> list[WebhookDelivery]:
         rows = await self._all(
@@ -246,40 +251,50 @@ class WebhookStoreMixin:
         return bool(cur.rowcount)
 
 
-async def _skip_to_newest(db: aiosqlite.Connection, cursor: int) -> None:
+def _skip_to_newest(db: sqlite3.Connection, cursor: int) -> None:
     """Move the pump's cursor past every event written so far."""
-    async with db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events") as c:
-        top = await c.fetchone()
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events").fetchone()
     newest = int(top[0]) if top else cursor
     if newest > cursor:
-        await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                         (CURSOR_KEY, str(newest)))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                   (CURSOR_KEY, str(newest)))
 
 
-async def _fanout(db: aiosqlite.Connection, partner_id: int, device_id: int | None,
-                  event_type: str, data: dict[str, Any], event_id: str, at: float,
-                  endpoint_id: int | None) -> None:
-    args: list[Any] = [partner_id]
-    where = "partner_id = ? AND deleted_at IS NULL"
-    if endpoint_id is not None:
-        where += " AND id = ?"
-        args.append(endpoint_id)
+class _Endpoints:
+    """Each partner's active endpoints, read once per pump batch rather than once per event."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.by_partner: dict[int, list[Any]] = {}
+
+    def of(self, partner_id: int) -> list[Any]:
+        if partner_id not in self.by_partner:
+            self.by_partner[partner_id] = self.db.execute(
+                "SELECT id, events, device_id FROM webhook_endpoints WHERE partner_id = ? "
+                "AND deleted_at IS NULL AND status = 'active'", (partner_id,)).fetchall()
+        return self.by_partner[partner_id]
+
+
+def _fanout(db: sqlite3.Connection, partner_id: int, device_id: int | None, event_type: str,
+            data: dict[str, Any], event_id: str, at: float, endpoint_id: int | None,
+            endpoints: _Endpoints | None = None) -> None:
+    if endpoint_id is not None:  # a test ping or redelivery: that endpoint, whatever its state
+        targets = db.execute(
+            "SELECT id, events, device_id FROM webhook_endpoints WHERE partner_id = ? "
+            "AND deleted_at IS NULL AND id = ?", (partner_id, endpoint_id)).fetchall()
     else:
-        where += " AND status = 'active'"
-    async with db.execute(
-            f"SELECT id, events, device_id FROM webhook_endpoints WHERE {where}",  # noqa: S608
-            args) as cur:
-        endpoints = list(await cur.fetchall())
+        targets = [(eid, events, only_device)
+                   for eid, events, only_device in (endpoints or _Endpoints(db)).of(partner_id)
+                   if _matches(events.split(","), event_type)
+                   and (only_device is None or only_device == device_id)]
+    if not targets:
+        return
     body = event_body(event_id, event_type, at, data)
-    for eid, events, only_device in endpoints:
-        if endpoint_id is None and not _matches(events.split(","), event_type):
-            continue
-        if endpoint_id is None and only_device is not None and only_device != device_id:
-            continue
-        await db.execute(
-            "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, "
-            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (eid, event_id, event_type, body, 0, time.time()))
+    now = time.time()
+    db.executemany(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(t[0], event_id, event_type, body, 0, now) for t in targets])
 
 
 def _matches(patterns: Iterable[str], event_type: str) -> bool:

@@ -4,6 +4,13 @@ Claims are leases (`claimed_until`): a crash or shutdown mid-delivery leaves the
 claimed again when the lease runs out, so delivery is at-least-once and receivers dedupe on
 `webhook-id`. Concurrency is bounded overall and per endpoint, and each attempt has a timeout,
 so a slow or dead endpoint holds only its own slots and never the send path.
+
+The HTTP client is aiohttp, not httpx: a delivery is one small POST, and httpx's connection
+pool costs ~10x the CPU per request under concurrency (measured in docs/performance.md,
+encode/httpx#3215), which at webhook rates is most of a core. Its pool keys connections by
+(pinned IP, port, TLS server name), so a vetted connection is reused only for the same name;
+cookies are never kept (endpoints of different partners can share an address) and no proxy
+settings from the environment apply (they would bypass the SSRF pin).
 """
 
 from __future__ import annotations
@@ -14,10 +21,9 @@ import logging
 import random
 import time
 from collections import Counter
-from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 
 from gateway import __version__
 from gateway.config import WebhooksConfig
@@ -38,42 +44,58 @@ BATCH = 200
 
 class WebhookSender:
     def __init__(self, store: Store, vault: TokenVault, settings: WebhooksConfig,
-                 transport: httpx.AsyncBaseTransport | None = None,
                  metrics: Metrics | None = None) -> None:
         self.store = store
         self.vault = vault
         self.settings = settings
         self.schedule = settings.schedule()
-        self._client = httpx.AsyncClient(follow_redirects=False, transport=transport,
-                                         timeout=settings.timeout,
-                                         headers={"user-agent": f"wagate-webhooks/{__version__}"})
+        self._client: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
+        self._pump_wanted = True
+        self._next_pump = 0.0
         self._slots = anyio.CapacityLimiter(settings.concurrency)
         self._busy: Counter[int] = Counter()
         self.metrics = metrics
 
     def wake(self) -> None:
+        """Something new may be waiting: message events to fan out, or new deliveries."""
+        self._pump_wanted = True
         self._wake.set()
 
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None:  # made on first use: aiohttp binds it to the running loop
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.settings.concurrency,
+                                               use_dns_cache=False),
+                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                headers={"user-agent": f"wagate-webhooks/{__version__}"})
+        return self._client
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while True:
                 claimed = 0
                 try:
-                    await self.store.pump_message_events(BATCH)
+                    if self._pump_wanted or time.monotonic() >= self._next_pump:
+                        # New message events become deliveries: when something said so, or
+                        # every POLL (a finished delivery only frees a slot).
+                        self._pump_wanted = False
+                        self._next_pump = time.monotonic() + POLL
+                        if await self.store.pump_message_events(BATCH) == BATCH:
+                            self._pump_wanted = True  # more where those came from
                     free = int(self._slots.available_tokens)
                     if free > 0:
                         lease = self.settings.timeout + 30
-                        batch = await self.store.claim_deliveries(time.time(), free, lease)
-                        chosen = self._fair(batch)
-                        if len(chosen) < len(batch):
-                            held = {d.id for d in chosen}
-                            await self.store.release_deliveries(
-                                [d.id for d in batch if d.id not in held])
-                        for delivery in chosen:
+                        batch = await self.store.claim_deliveries(
+                            time.time(), free, lease, per_endpoint=self.settings.per_endpoint,
+                            busy=dict(self._busy))
+                        for delivery in batch:
                             claimed += 1
                             await self._slots.acquire_on_behalf_of(delivery.id)
                             self._busy[delivery.endpoint_id] += 1
@@ -81,20 +103,10 @@ class WebhookSender:
                 except Exception:
                     log.exception("webhook sender: store error; retrying")
                     await anyio.sleep(1)
-                if not claimed:
+                if not claimed and not self._pump_wanted:
                     self._wake.clear()
-                    with anyio.move_on_after(POLL):
+                    with anyio.move_on_after(max(0.0, self._next_pump - time.monotonic())):
                         await self._wake.wait()
-
-    def _fair(self, batch: list[WebhookDelivery]) -> list[WebhookDelivery]:
-        """Keep each endpoint within its share; the rest wait for their next claim."""
-        taken: Counter[int] = Counter()
-        chosen = []
-        for d in batch:
-            if self._busy[d.endpoint_id] + taken[d.endpoint_id] < self.settings.per_endpoint:
-                taken[d.endpoint_id] += 1
-                chosen.append(d)
-        return chosen
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
         try:
@@ -103,7 +115,10 @@ class WebhookSender:
             log.exception("webhook delivery %s failed unexpectedly", delivery.id)
         finally:
             self._busy[delivery.endpoint_id] -= 1
+            if not self._busy[delivery.endpoint_id]:
+                del self._busy[delivery.endpoint_id]
             self._slots.release_on_behalf_of(delivery.id)
+            self._wake.set()  # a slot is free: claim the next at once, not at the next poll
 
     async def _attempt(self, delivery: WebhookDelivery) -> None:
         endpoint = await self.store.webhook_by_id(delivery.endpoint_id)
@@ -131,17 +146,18 @@ class WebhookSender:
                 target = await vet(endpoint.url, allow_private=self.settings.allow_private_targets,
                                    allow_http=self.settings.allow_http)
                 headers["host"] = target.host_header
-                extensions: dict[str, Any] = {"sni_hostname": target.sni}
-                async with self._client.stream("POST", target.url, content=body, headers=headers,
-                                               extensions=extensions) as response:
-                    status = response.status_code
+                tls = target.url.startswith("https:")
+                async with self._session().post(
+                        target.url, data=body, headers=headers, allow_redirects=False,
+                        server_hostname=target.sni if tls else None) as response:
+                    status = response.status
                     retry_after = _retry_after(response.headers.get("retry-after"))
                     snippet = await _read_snippet(response)
         except ApiError as exc:
             error = exc.message
-        except (httpx.TimeoutException, TimeoutError):
+        except TimeoutError:  # aiohttp's timeouts are TimeoutError too
             error = f"timed out after {self.settings.timeout:g}s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         latency = (time.monotonic() - started) * 1000
         attempt = WebhookAttempt(now, status, latency, error, snippet)
@@ -173,13 +189,15 @@ class WebhookSender:
         return time.time() + delay
 
 
-async def _read_snippet(response: httpx.Response) -> str:
+async def _read_snippet(response: aiohttp.ClientResponse) -> str:
+    """The first SNIPPET bytes; the rest is never read (the connection is then not reused)."""
     data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= SNIPPET:
+    while len(data) < SNIPPET:
+        chunk = await response.content.read(SNIPPET - len(data))
+        if not chunk:
             break
-    return data[:SNIPPET].decode("utf-8", errors="replace")
+        data += chunk
+    return data.decode("utf-8", errors="replace")
 
 
 def _retry_after(value: str | None) -> float | None:
