@@ -11,6 +11,7 @@ answer that changes between check and connect (rebinding) cannot redirect it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -70,14 +71,27 @@ async def vet(url: str, *, allow_private: bool, allow_http: bool,
               setting: str = "webhooks.allow_private_targets") -> Target:
     host, port = check_url(url, allow_http=allow_http)
     try:
-        addresses = {str(ipaddress.ip_address(host))}  # a literal: no resolver round trip
+        ipaddress.ip_address(host)
     except ValueError:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port,
                                                                  type=socket.SOCK_STREAM)
         except socket.gaierror:
             raise TargetRefused(f"url: cannot resolve {host}") from None
-        addresses = {str(info[4][0]) for info in infos}
+        return _pin(url, host, port, frozenset(str(info[4][0]) for info in infos),
+                    allow_private, setting)
+    # A literal: nothing to resolve, so the answer never changes (a webhook's every attempt).
+    return _pin_literal(url, host, port, allow_private, setting)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pin_literal(url: str, host: str, port: int, allow_private: bool, setting: str) -> Target:
+    return _pin(url, host, port, frozenset((str(ipaddress.ip_address(host)),)), allow_private,
+                setting)
+
+
+def _pin(url: str, host: str, port: int, addresses: frozenset[str], allow_private: bool,
+         setting: str) -> Target:
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not allow_private and not _public(ip):

@@ -181,11 +181,13 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
         """Run `job` in the next group commit; return its result once that commit is durable."""
         return await self._submit(job)
 
-    async def _write_in_thread(self, fn: SyncJob[T]) -> T:
+    async def _write_in_thread(self, fn: SyncJob[T], many: ManyJob | None = None,
+                               item: Any = None) -> T:
         """Like `_write`, for a plain function of the raw `sqlite3` connection, run on the
         writer's thread. The hot paths (enqueue, claim, settle, receipts) use these: a batch of
-        them is one thread hop, where an async job costs one hop per statement."""
-        return await self._submit(_InThread(fn))
+        them is one thread hop, where an async job costs one hop per statement. With `many`,
+        adjacent jobs of the same kind run as one `many(conn, items)` call (see `_InThread`)."""
+        return await self._submit(_InThread(fn, many, item))
 
     async def _submit(self, job: Job[T] | _InThread[T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()

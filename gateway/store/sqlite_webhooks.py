@@ -52,7 +52,7 @@ class WebhookStoreMixin:
     and `_all`."""
 
     _write: Callable[[Callable[[aiosqlite.Connection], Awaitable[Any]]], Awaitable[Any]]
-    _write_in_thread: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+    _write_in_thread: Callable[..., Awaitable[Any]]
     _exec: Callable[..., Awaitable[aiosqlite.Cursor]]
     _one: Callable[..., Awaitable[aiosqlite.Row | None]]
     _all: Callable[..., Awaitable[list[aiosqlite.Row]]]
@@ -154,17 +154,20 @@ class WebhookStoreMixin:
 
     async def claim_deliveries(self, now: float, limit: int, lease: float, *,
                                per_endpoint: int,
-                               busy: dict[int, int]) -> list[WebhookDelivery]:
+                               busy: dict[int, int]
+                               ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
         """Up to `limit` due deliveries, oldest first, at most `per_endpoint` in flight per
         endpoint counting `busy`; endpoints already full are skipped in the scan, so one
-        endpoint's backlog cannot hold back the others' deliveries."""
+        endpoint's backlog cannot hold back the others' deliveries. Each comes with its
+        endpoint as of the claim (None once deleted), read in the same transaction."""
         full = orjson.dumps([e for e, n in busy.items() if n >= per_endpoint]).decode()
         in_flight = orjson.dumps({str(e): n for e, n in busy.items() if n}).decode()
         # Full endpoints are skipped in the scan; a partly busy one can hold at most
         # `per_endpoint` rows of the window that its cap then drops.
         window = limit + per_endpoint * len(busy)
 
-        def job(db: sqlite3.Connection) -> list[WebhookDelivery]:
+        def job(db: sqlite3.Connection
+                ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
             cur = db.execute(
                 "UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1 "
                 "WHERE id IN (SELECT id FROM ("
@@ -177,28 +180,30 @@ class WebhookStoreMixin:
                 "  WHERE rn <= ? - COALESCE(json_extract(?, '$.\"' || endpoint_id || '\"'), 0) "
                 "  ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
                 (now + lease, now, now, full, window, per_endpoint, in_flight, limit))
-            return [_delivery(r) for r in cur.fetchall()]
+            claimed = sorted((_delivery(r) for r in cur.fetchall()),
+                             key=lambda d: (d.next_attempt_at, d.id))
+            ids = sorted({d.endpoint_id for d in claimed})
+            endpoints = {r["id"]: _endpoint(r) for r in db.execute(
+                f"SELECT * FROM webhook_endpoints WHERE deleted_at IS NULL "  # noqa: S608
+                f"AND id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+            return [(d, endpoints.get(d.endpoint_id)) for d in claimed]
 
-        result: list[WebhookDelivery] = await self._write_in_thread(job)
-        return sorted(result, key=lambda d: (d.next_attempt_at, d.id))
+        result: list[tuple[WebhookDelivery, WebhookEndpoint | None]] = \
+            await self._write_in_thread(job)
+        return result
 
     async def finish_attempt(
         self, delivery: WebhookDelivery, attempt: WebhookAttempt, *, outcome: str,
         retry_at: float | None, disable_after: float,
     ) -> WebhookEndpoint | None:
+        if outcome == "delivered":
+            # The common case, and set-based: adjacent successes share three statements.
+            done = (delivery, attempt)
+            await self._write_in_thread(lambda db: _delivered(db, [done])[0], _delivered, done)
+            return None
+
         def job(db: sqlite3.Connection) -> WebhookEndpoint | None:
-            db.execute(
-                "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, error, "
-                "response) VALUES (?, ?, ?, ?, ?, ?)",
-                (delivery.id, attempt.at, attempt.status_code, attempt.latency_ms,
-                 attempt.error, attempt.response))
-            if outcome == "delivered":
-                db.execute(
-                    "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, "
-                    "claimed_until = 0 WHERE id = ?", (attempt.at, delivery.id))
-                db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
-                           "WHERE id = ? AND failing_since IS NOT NULL", (delivery.endpoint_id,))
-                return None
+            _log_attempts(db, [(delivery, attempt)])
             if retry_at is None:
                 db.execute("UPDATE webhook_deliveries SET status = 'failed', "
                            "claimed_until = 0 WHERE id = ?", (delivery.id,))
@@ -249,6 +254,26 @@ class WebhookStoreMixin:
             "claimed_until = 0 WHERE id = ? AND endpoint_id = ?",
             (time.time(), delivery_id, endpoint_id))
         return bool(cur.rowcount)
+
+
+def _log_attempts(db: sqlite3.Connection,
+                  done: list[tuple[WebhookDelivery, WebhookAttempt]]) -> None:
+    db.executemany(
+        "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, error, "
+        "response) VALUES (?, ?, ?, ?, ?, ?)",
+        [(d.id, a.at, a.status_code, a.latency_ms, a.error, a.response) for d, a in done])
+
+
+def _delivered(db: sqlite3.Connection,
+               done: list[tuple[WebhookDelivery, WebhookAttempt]]) -> list[None]:
+    """Log successful attempts, settle their deliveries, clear their endpoints' failure clock."""
+    _log_attempts(db, done)
+    db.executemany("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, "
+                   "claimed_until = 0 WHERE id = ?", [(a.at, d.id) for d, a in done])
+    ids = sorted({d.endpoint_id for d, _ in done})
+    db.execute("UPDATE webhook_endpoints SET failing_since = NULL "  # noqa: S608
+               f"WHERE id IN ({','.join('?' * len(ids))}) AND failing_since IS NOT NULL", ids)
+    return [None] * len(done)
 
 
 def _skip_to_newest(db: sqlite3.Connection, cursor: int) -> None:

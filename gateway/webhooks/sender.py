@@ -31,7 +31,7 @@ from gateway.errors import ApiError
 from gateway.metrics import Metrics
 from gateway.ssrf import vet
 from gateway.store import Store
-from gateway.store.base import WebhookAttempt, WebhookDelivery
+from gateway.store.base import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from gateway.tokens import TokenVault
 from gateway.webhooks.signing import endpoint_secret, signature_header
 
@@ -50,6 +50,7 @@ class WebhookSender:
         self.settings = settings
         self.schedule = settings.schedule()
         self._client: aiohttp.ClientSession | None = None
+        self._secrets: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._pump_wanted = True
         self._next_pump = 0.0
@@ -95,11 +96,11 @@ class WebhookSender:
                         batch = await self.store.claim_deliveries(
                             time.time(), free, lease, per_endpoint=self.settings.per_endpoint,
                             busy=dict(self._busy))
-                        for delivery in batch:
+                        for delivery, endpoint in batch:
                             claimed += 1
                             await self._slots.acquire_on_behalf_of(delivery.id)
                             self._busy[delivery.endpoint_id] += 1
-                            tg.start_soon(self._deliver, delivery)
+                            tg.start_soon(self._deliver, delivery, endpoint)
                 except Exception:
                     log.exception("webhook sender: store error; retrying")
                     await anyio.sleep(1)
@@ -108,9 +109,10 @@ class WebhookSender:
                     with anyio.move_on_after(max(0.0, self._next_pump - time.monotonic())):
                         await self._wake.wait()
 
-    async def _deliver(self, delivery: WebhookDelivery) -> None:
+    async def _deliver(self, delivery: WebhookDelivery,
+                       endpoint: WebhookEndpoint | None) -> None:
         try:
-            await self._attempt(delivery)
+            await self._attempt(delivery, endpoint)
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery.id)
         finally:
@@ -120,17 +122,17 @@ class WebhookSender:
             self._slots.release_on_behalf_of(delivery.id)
             self._wake.set()  # a slot is free: claim the next at once, not at the next poll
 
-    async def _attempt(self, delivery: WebhookDelivery) -> None:
-        endpoint = await self.store.webhook_by_id(delivery.endpoint_id)
+    async def _attempt(self, delivery: WebhookDelivery,
+                       endpoint: WebhookEndpoint | None) -> None:
         now = time.time()
         if endpoint is None:
             attempt = WebhookAttempt(now, None, 0.0, "endpoint deleted", None)
             await self.store.finish_attempt(delivery, attempt, outcome="failed", retry_at=None,
                                             disable_after=self.settings.disable_after)
             return
-        secrets = [endpoint_secret(self.vault, endpoint.secret_nonce)]
+        secrets = [self._secret(endpoint.secret_nonce)]
         if endpoint.prev_secret_nonce and (endpoint.prev_secret_until or 0) > now:
-            secrets.append(endpoint_secret(self.vault, endpoint.prev_secret_nonce))
+            secrets.append(self._secret(endpoint.prev_secret_nonce))
         body = delivery.payload.encode()
         stamp = int(now)
         headers = {"content-type": "application/json", "webhook-id": delivery.event_id,
@@ -178,6 +180,15 @@ class WebhookSender:
             await self.store.fanout(disabled.partner_id, None, "webhook.disabled",
                                     {"webhook_id": disabled.public_id, "url": disabled.url,
                                      "reason": disabled.disabled_reason})
+
+    def _secret(self, nonce: str) -> str:
+        """Derived once per endpoint secret, not once per attempt."""
+        secret = self._secrets.get(nonce)
+        if secret is None:
+            if len(self._secrets) >= 4096:
+                self._secrets.clear()
+            secret = self._secrets[nonce] = endpoint_secret(self.vault, nonce)
+        return secret
 
     def _next_try(self, attempts: int, retry_after: float | None) -> float | None:
         """When to try again after `attempts` failed tries; None when the schedule is spent."""
