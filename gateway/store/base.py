@@ -184,9 +184,11 @@ class WebhookStore(Protocol):
         """Turn new message status events into webhook deliveries (transactionally)."""
     async def claim_deliveries(self, now: float, limit: int, lease: float, *,
                                per_endpoint: int,
-                               busy: dict[int, int]) -> list[WebhookDelivery]:
+                               busy: dict[int, int]
+                               ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
         """Lease up to `limit` due deliveries, at most `per_endpoint` in flight per endpoint
-        (counting `busy`, the deliveries this process already has in flight)."""
+        (counting `busy`, the deliveries this process already has in flight), each with its
+        endpoint as of the claim (None if deleted)."""
     async def finish_attempt(
         self, delivery: WebhookDelivery, attempt: WebhookAttempt, *, outcome: str,
         retry_at: float | None, disable_after: float,
