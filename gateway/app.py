@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from gateway import __version__, pages
+from gateway import __version__, housekeeping, pages
 from gateway.api import (
     admin,
     devices,
@@ -118,6 +118,7 @@ def create_app(config: Config) -> Starlette:
             async with manager.running(shutdown_timeout=config.server.shutdown_timeout / 2), \
                     anyio.create_task_group() as tg:
                 tg.start_soon(sender.run, name="webhook sender")
+                tg.start_soon(housekeeping.run, store, config, name="housekeeping")
                 app.state.services = Services(config, store, vault, driver, manager, sender,
                                               metrics, media, http,
                                               security=Security(config.security))

@@ -73,6 +73,14 @@ class StorageConfig:
                             "drivers' WhatsApp stores.", env="WAGATE_DATA_DIR")
     database: str = setting("", "Database location. Empty: wagate.db in data_dir (embedded "
                             "SQLite).", env="WAGATE_DATABASE")
+    messages_days: float = setting(
+        90.0, "Days a message (with its status history) is kept after it was accepted; "
+        "0 keeps them forever. Messages still queued or sending are never removed.", minimum=0)
+    inbound_days: float = setting(
+        90.0, "Days an inbound message is kept; 0 keeps them forever.", minimum=0)
+    webhook_log_days: float = setting(
+        30.0, "Days a settled webhook delivery and its attempt log are kept; 0 keeps them "
+        "forever. Pending deliveries are never removed.", minimum=0)
 
 
 @dataclass(frozen=True)

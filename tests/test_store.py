@@ -1,13 +1,20 @@
-"""The SQLite store: migrations, durability settings, tenant scoping, receipt ordering."""
+"""The SQLite store: migrations, durability settings, tenant scoping, receipt ordering,
+retention."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from gateway import housekeeping
+from gateway.config import load_config
 from gateway.errors import StoreError
+from gateway.housekeeping import DAY
+from gateway.store.base import Idempotency, WebhookAttempt
 from gateway.store.sqlite import SQLiteStore, migrations
 
 
@@ -156,5 +163,57 @@ async def test_a_missing_lower_migration_is_applied_later(tmp_path: Path) -> Non
     try:
         assert await store.get_meta("x") is None  # the meta table is back
         assert await store.schema_version() == last[0]
+    finally:
+        await store.close()
+
+
+async def test_housekeeping_forgets_only_what_retention_allows(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        u = await store.create_user(p.id, "u", "", "n", "uh")
+        d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
+        hook = await store.create_webhook(p.id, "wh_1", "https://example.com/h", "nonce",
+                                          ("*",), None)
+        # Old rows: a sent message (with an Idempotency-Key), one still queued, an inbound
+        # message, a delivered webhook with its attempt log, a pending one, a cached check.
+        await store.enqueue_message("old", p.id, d.id, "91", "text", "hi", None,
+                                    idempotency=Idempotency(f"p{p.id}", "k1", "f"))
+        await store.mark_sent("old", "WA1")
+        await store.enqueue_message("waiting", p.id, d.id, "91", "text", "hi", None)
+        await store.add_inbound(d.id, "IN1", "91", "91", "text", "old", False)
+        await store.fanout(p.id, None, "device.connected", {"n": 1})
+        [(done, _)] = await store.claim_deliveries(time.time(), 1, 60, per_endpoint=4, busy={})
+        await store.finish_attempt(done, WebhookAttempt(time.time(), 200, 1.0, None, "ok"),
+                                   outcome="delivered", retry_at=None, disable_after=1e9)
+        await store.fanout(p.id, None, "device.connected", {"n": 2})
+        await store.save_recipient_checks(d.id, {"91": True})
+        await asyncio.sleep(0.01)
+        cut = time.time()
+        await asyncio.sleep(0.01)
+        await store.enqueue_message("young", p.id, d.id, "91", "text", "hi", None)
+        await store.mark_sent("young", "WA2")
+        await store.add_inbound(d.id, "IN2", "91", "91", "text", "young", False)
+
+        config = load_config(env={})
+        kept_forever = load_config(env={"WAGATE_STORAGE_MESSAGES_DAYS": "0",
+                                        "WAGATE_STORAGE_INBOUND_DAYS": "0",
+                                        "WAGATE_STORAGE_WEBHOOK_LOG_DAYS": "0"})
+        removed = await housekeeping.purge(store, kept_forever, now=cut + 90 * DAY)
+        assert removed == {"idempotency": 1, "recipient_checks": 1}
+        assert await store.message_by_id(p.id, "old") is not None
+
+        removed = await housekeeping.purge(store, config, now=cut + 90 * DAY)
+        assert removed == {"messages": 1, "inbound": 1, "webhook_deliveries": 1}
+        assert await store.message_by_id(p.id, "old") is None
+        assert await store.message_events("old") == []
+        assert (await store.message_by_id(p.id, "waiting")) is not None  # still queued
+        assert (await store.message_by_id(p.id, "young")) is not None
+        assert [i.body for i in await store.list_inbound(p.id, d.id, 10)] == ["young"]
+        [pending] = await store.list_deliveries(hook.id, 10)
+        assert pending.status == "pending"
+        assert await store.delivery_attempts(done.id) == []
+        assert await housekeeping.purge(store, config, now=cut + 90 * DAY) == {}
     finally:
         await store.close()

@@ -280,7 +280,26 @@ class SecurityStore(Protocol):
         """Newest first; `partner_id` None: every entry."""
 
 
-class Store(WebhookStore, LinkStore, SecurityStore, Protocol):
+@dataclass(frozen=True)
+class Retention:
+    """Epoch cut-offs: rows older than these go (None keeps that kind forever). Messages still
+    queued or sending and webhook deliveries still pending are never removed."""
+
+    messages_before: float | None
+    inbound_before: float | None
+    webhook_log_before: float | None
+    idempotency_before: float
+    recipient_checks_before: float
+
+
+class RetentionStore(Protocol):
+    async def purge(self, retention: Retention, limit: int) -> dict[str, int]:
+        """Delete at most `limit` expired rows of each kind (with their dependent rows) in one
+        short transaction; returns the rows deleted per kind. Call again while any reached
+        `limit`: small batches keep the single writer free for sends."""
+
+
+class Store(WebhookStore, LinkStore, SecurityStore, RetentionStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def schema_version(self) -> int: ...

@@ -33,6 +33,7 @@ from gateway.store.base import (
     User,
 )
 from gateway.store.sqlite_links import LinkStoreMixin
+from gateway.store.sqlite_retention import RetentionStoreMixin
 from gateway.store.sqlite_security import SecurityStoreMixin
 from gateway.store.sqlite_webhooks import WebhookStoreMixin
 
@@ -76,7 +77,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin):
+class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin, RetentionStoreMixin):
     """Two connections: one writer with group commit, one reader that WAL never blocks.
 
     Every write is a job; concurrent jobs are committed together (up to `BATCH` per
