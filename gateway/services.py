@@ -9,6 +9,7 @@ import httpx
 from gateway.config import Config
 from gateway.media import MediaStore
 from gateway.metrics import Metrics
+from gateway.recent import Recent
 from gateway.security.guard import Security
 from gateway.store import Device, Store, User
 from gateway.tokens import DEVICE_TOKEN, USER_TOKEN, TokenVault
@@ -33,6 +34,9 @@ class Services:
     """Idempotency keys whose first request is still being answered."""
     security: Security = field(default_factory=Security)
     """Rate-limit buckets, the failed-lookup guard, cached partner status (per process)."""
+    readiness: Recent[str] = field(default_factory=Recent)
+    gauges: Recent[tuple[dict[str, int], int]] = field(default_factory=Recent)
+    """The last /readyz check and /metrics gauges, reused for a second (gateway/recent.py)."""
 
     def device_token(self, device: Device) -> str:
         return self.vault.derive(DEVICE_TOKEN, device.token_nonce)

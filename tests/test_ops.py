@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 
 from gateway.app import build_routes
+from gateway.recent import Recent
 from tests.conftest import Gateway, Partner, wait_for
 
 TO = "919876543210"
@@ -73,3 +75,19 @@ async def test_readyz_and_request_ids(gateway: Gateway) -> None:
     assert r.headers["x-request-id"] == "abc-123"
     r = await gateway.client.get("/healthz", headers={"x-request-id": "bad id <script>"})
     assert r.headers["x-request-id"] != "bad id <script>"
+
+
+async def test_probes_and_scrapes_share_one_recent_check() -> None:
+    calls = 0
+
+    async def check() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        return calls
+
+    recent: Recent[int] = Recent(ttl=60)
+    assert await asyncio.gather(*(recent.get(check) for _ in range(20))) == [1] * 20
+    assert await recent.get(check) == 1
+    fresh: Recent[int] = Recent(ttl=0)
+    assert [await fresh.get(check) for _ in range(2)] == [2, 3]

@@ -245,6 +245,9 @@ async def test_devices_link_pages_test_send_and_message_timeline(
     r = await console.post_form(device_path, f"{device_path}/link/revoke", {})
     assert "1 link page(s) revoked" in (await console.get(device_path)).text
     assert_missing_page(await gateway.client.get(httpx.URL(link.group(1)).path))
+    audit = (await partner.get("/partner/audit")).json()["entries"]
+    assert [(e["action"], e["actor"], e["target"]) for e in audit[:2]] == [
+        ("device.links_revoked", "console", sid), ("device.link_created", "console", sid)]
 
     # test send before linking: the send URL's own answer, shown as an error
     r = await console.post_form(device_path, f"{device_path}/send",
@@ -334,6 +337,9 @@ async def test_webhooks_delivery_log_and_redelivery(local_gateway: Gateway) -> N
         assert receiver.types() == ["webhook.test", "webhook.test"]
         listing = await console.get("/console/webhooks")
         assert receiver.url in listing.text
+        created = (await partner.get("/partner/audit")).json()["entries"][0]
+        assert (created["action"], created["actor"], created["detail"]["url"]) == (
+            "webhook.created", "console", receiver.url)
     finally:
         await console.aclose()
         await receiver.stop()

@@ -31,10 +31,11 @@ from gateway.api.auth import services
 from gateway.api.devices import UNLINKED_IDLE, device_view
 from gateway.api.links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, link_url, make_link
 from gateway.api.messages import message_view
-from gateway.api.responses import JSON
+from gateway.api.responses import JSON, iso
 from gateway.api.webhooks import MAX_WEBHOOKS, webhook_view
 from gateway.errors import ApiError
 from gateway.pages.render import html, qr_image, qr_version, secure
+from gateway.security.audit import record
 from gateway.security.guard import check_blocked, lookup_failed
 from gateway.services import Services
 from gateway.ssrf import vet
@@ -240,6 +241,7 @@ def page(handler: Handler, *, api: bool = False) -> Callable[[Request], Awaitabl
         if signed_in is None:
             return signed_out(PARTNER_REALM, api)
         partner, session = signed_in
+        request.state.console = True  # the audit log's actor
         ctx = Ctx(request, services(request), partner, session)
         if request.method == "POST":
             ctx.form = await _form(request)
@@ -470,7 +472,9 @@ async def device_link(ctx: Ctx) -> Response:
     device = await _device(ctx)
     raw = ctx.form.get("expires_in", str(int(DEFAULT_EXPIRES_IN)))
     seconds = float(raw) if raw in LINK_LIFETIMES else DEFAULT_EXPIRES_IN
-    token, _ = await make_link(ctx.svc, device, min(seconds, MAX_EXPIRES_IN))
+    token, link = await make_link(ctx.svc, device, min(seconds, MAX_EXPIRES_IN))
+    await record(ctx.request, ctx.partner.id, "device.link_created", device.session_id,
+                 expires_at=iso(link.expires_at))
     ctx.flash("ok", f"Link page made, valid for {LINK_LIFETIMES.get(raw, '24 hours')}. "
                     "Send it to the device's owner:", link_url(ctx.svc, token))
     return ctx.redirect(f"/console/devices/{device.session_id}")
@@ -480,6 +484,8 @@ async def device_unlink_pages(ctx: Ctx) -> Response:
     """Revoke every link page of the device."""
     device = await _device(ctx)
     revoked = await ctx.svc.store.revoke_links(ctx.partner.id, device.id)
+    await record(ctx.request, ctx.partner.id, "device.links_revoked", device.session_id,
+                 revoked=revoked)
     ctx.flash("ok", f"{revoked} link page(s) revoked.")
     return ctx.redirect(f"/console/devices/{device.session_id}")
 
@@ -597,6 +603,8 @@ async def create_webhook(ctx: Ctx) -> Response:
     nonce = new_nonce()
     endpoint = await svc.store.create_webhook(ctx.partner.id, "we_" + secrets.token_hex(8), url,
                                               nonce, (events,), device_id)
+    await record(ctx.request, ctx.partner.id, "webhook.created", endpoint.public_id, url=url,
+                 events=[events])
     ctx.flash("ok", "Webhook created. Its signing secret (shown once; verify every delivery "
                     "with it):", endpoint_secret(svc.vault, nonce))
     return ctx.redirect(f"/console/webhooks/{endpoint.public_id}")

@@ -2,7 +2,8 @@
 
 Recorded after the action itself has committed (one more write in the same group commit
 window); the actor is the API key that authenticated the request (its id and name), the
-operator, or "public" for an unauthenticated request such as a registration.
+operator, the partner console ("console": signed in with the partner's key), or "public" for an
+unauthenticated request such as a registration.
 
 Actions: partner.registered, partner.created, partner.approved, partner.suspended,
 partner.resumed, partner.limits_changed, partner.key_rotated, key.created, key.revoked,
@@ -29,6 +30,8 @@ async def record(conn: HTTPConnection, partner_id: int | None, action: str,
         actor, actor_id, actor_name = "key", key.public_id, key.name
     elif getattr(conn.state, "operator", False):
         actor, actor_id, actor_name = "operator", None, None
+    elif getattr(conn.state, "console", False):  # a partner signed in to the console
+        actor, actor_id, actor_name = "console", None, "partner console"
     else:
         actor, actor_id, actor_name = "public", None, None
     store = conn.app.state.services.store

@@ -244,7 +244,7 @@ class AuditEntry:
     id: int
     at: float
     partner_id: int | None
-    actor: str  # key | operator | public
+    actor: str  # key | operator | console | public
     actor_id: str | None
     actor_name: str | None
     action: str
