@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from gateway.operator import OPERATOR_HEADER, operator_token
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
 from tests.receiver import Receiver
+from tests.test_security import services
 
 LOCAL = {
     "WAGATE_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
@@ -242,3 +245,22 @@ async def test_redeliver_list_delete_and_validation(
     assert r.status_code == 200
     r = await partner.get(f"/partner/webhooks/{webhook_id}")
     assert r.status_code == 404
+
+
+async def test_a_suspended_partners_deliveries_wait_until_it_is_resumed(
+        local_gateway: Gateway, receiver: Receiver) -> None:
+    partner = await local_gateway.register()
+    await _hook(partner, receiver.url, events=["webhook.test", "device.connected"])
+    svc = services(local_gateway)
+    admin = {OPERATOR_HEADER: operator_token(svc.vault)}
+    pid = (await partner.get("/partner/audit")).json()["entries"][0]["partner_id"]
+    r = await local_gateway.client.post(f"/admin/partners/{pid}/suspend", headers=admin)
+    assert r.status_code == 200, r.text
+    await svc.store.fanout(pid, None, "device.connected", {"held": True})
+    # Not claimable while suspended: not attempted, so not failing towards disabling either.
+    assert await svc.store.claim_deliveries(time.time() + 1, 10, 60, per_endpoint=16,
+                                            busy={}) == []
+    r = await local_gateway.client.post(f"/admin/partners/{pid}/resume", headers=admin)
+    assert r.status_code == 200, r.text
+    await wait_for(lambda: _async(receiver.types() == ["device.connected"]))
+    assert json.loads(receiver.received[0].body)["data"] == {"held": True}

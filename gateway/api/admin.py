@@ -169,9 +169,9 @@ MAX_REASON = 500
 async def change_partner_status(conn: HTTPConnection, svc: Services, partner: Partner,
                                 change: str, reason: str | None = None) -> None:
     """Approve, suspend or resume a partner: the status, the cached status the send path reads,
-    holding or releasing its queued messages, the audit entry. The /admin routes and the
-    operator console both come here. 409 invalid_partner_status when the change does not apply
-    to the partner's status."""
+    holding or releasing its queued messages and webhook deliveries, the audit entry. The
+    /admin routes and the operator console both come here. 409 invalid_partner_status when the
+    change does not apply to the partner's status."""
     allowed_from, status, action = STATUS_CHANGES[change]
     if partner.status not in allowed_from:
         raise Conflict(f"the partner is {partner.status}", code="invalid_partner_status",
@@ -180,6 +180,7 @@ async def change_partner_status(conn: HTTPConnection, svc: Services, partner: Pa
     await svc.store.set_partner_status(partner.id, status, reason)
     svc.security.forget_partner(partner.id)
     svc.manager.hold(partner.id, status == "suspended")
+    svc.webhooks.wake()  # a resumed partner's held webhook deliveries go out now
     await record(conn, partner.id, action, str(partner.id), previous=partner.status,
                  **({"reason": reason} if reason else {}))
 
@@ -200,8 +201,9 @@ async def approve_partner(request: Request) -> Response:
 
 
 async def suspend_partner(request: Request) -> Response:
-    """-> suspended: every partner route and send URL answers 403 partner_suspended, and the
-    partner's queued messages stay queued (they expire after delivery.queue_ttl)."""
+    """-> suspended: every partner route and send URL answers 403 partner_suspended, the
+    partner's queued messages stay queued (they expire after delivery.queue_ttl) and its webhook
+    deliveries wait."""
     return await _set_status(request, "suspend")
 
 

@@ -158,8 +158,10 @@ class WebhookStoreMixin:
                                ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
         """Up to `limit` due deliveries, oldest first, at most `per_endpoint` in flight per
         endpoint counting `busy`; endpoints already full are skipped in the scan, so one
-        endpoint's backlog cannot hold back the others' deliveries. Each comes with its
-        endpoint as of the claim (None once deleted), read in the same transaction."""
+        endpoint's backlog cannot hold back the others' deliveries. A suspended partner's
+        deliveries wait (they are not attempted, so they neither fail nor count towards
+        disabling) until it is resumed. Each comes with its endpoint as of the claim (None
+        once deleted), read in the same transaction."""
         full = orjson.dumps([e for e, n in busy.items() if n >= per_endpoint]).decode()
         in_flight = orjson.dumps({str(e): n for e, n in busy.items() if n}).decode()
         # Full endpoints are skipped in the scan; a partly busy one can hold at most
@@ -176,6 +178,8 @@ class WebhookStoreMixin:
                 "      SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries "
                 "      WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ? "
                 "      AND endpoint_id NOT IN (SELECT value FROM json_each(?)) "
+                "      AND endpoint_id NOT IN (SELECT e.id FROM webhook_endpoints e JOIN "
+                "        partners p ON p.id = e.partner_id WHERE p.status = 'suspended') "
                 "      ORDER BY next_attempt_at, id LIMIT ?)) "
                 "  WHERE rn <= ? - COALESCE(json_extract(?, '$.\"' || endpoint_id || '\"'), 0) "
                 "  ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
