@@ -85,8 +85,14 @@ class Dispatcher:
             if not batch:
                 await self._idle()
                 continue
+            waiting: set[str] = set()  # recipients whose older message waits for a retry
             for message in batch:
-                if not await self._deliver(message):
+                if message.recipient in waiting:
+                    continue  # FIFO per recipient: not before the older one goes out
+                status = await self._deliver(message)
+                if status == "retry":
+                    waiting.add(message.recipient)
+                if status is None or self._stalled:
                     break
 
     def _batched(self) -> bool:
@@ -157,17 +163,18 @@ class Dispatcher:
             wake.cancel()
             change.cancel()
 
-    async def _deliver(self, message: Message) -> bool:
-        """Send one message; False when the device cannot take more now."""
+    async def _deliver(self, message: Message) -> str | None:
+        """Send one message; what came of it (`sent`, `retry`, `failed`, or `gone` when it
+        expired or failed meanwhile), None when the device cannot take it now."""
         if self.sup.status is not DeviceStatus.CONNECTED or self.held:
-            return False
+            return None
         await self.pacer.wait(message.recipient)
         if self.settings.typing_seconds > 0:
             # "typing..." before the message, as a person would; the message itself ends it.
             await self.sup.typing(message.recipient, True)
             await asyncio.sleep(self.settings.typing_seconds)
         if not await self.store.mark_sending(message.id):
-            return True  # expired or failed meanwhile
+            return "gone"
         # One outcome routine for both paths: any exception (a driver bug too) settles the
         # message instead of leaving it `sending` until the next restart.
         outcome = await self._hand_off(replace(message, attempts=message.attempts + 1),
@@ -177,4 +184,4 @@ class Dispatcher:
             self.pacer.taken(message.recipient)
         if outcome.status != "retry":
             self.outcomes.resolve(message.id, outcome.status)
-        return not self._stalled
+        return outcome.status

@@ -6,9 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
 
 TO = "919876543210"
+OTHER = "14155552671"
 
 
 async def take_offline(partner: Partner, sid: str) -> None:
@@ -224,3 +227,42 @@ async def test_inbound_messages_are_stored_and_listed(gateway: Gateway, partner:
     inbound = await wait_for(listed)
     assert inbound[0]["from"] == "14155552671"
     assert inbound[0]["message"] == "hi there"
+
+
+@pytest.mark.parametrize("paced", [False, True], ids=["batched", "one-at-a-time"])
+async def test_a_retry_holds_later_messages_to_its_recipient_only(tmp_path: Path,
+                                                                  paced: bool) -> None:
+    env = {"WAGATE_DELIVERY_RETRY_INITIAL": "0.5"}
+    if paced:
+        env["WAGATE_DELIVERY_RATE_PER_MINUTE"] = "60000"
+    gw = await start_gateway(tmp_path / "d", env=env)
+    try:
+        partner = await gw.register()
+        device = await partner.linked_device()
+        sid, url = device["session_id"], device["send_url"]
+        await partner.post(f"/sim/devices/{sid}/faults", json={"send_failure_rate": 1})
+        first = (await gw.client.post(url, json={"to": TO, "message": "first",
+                                                 "async": True})).json()["message_id"]
+
+        async def refused_once() -> bool:
+            events = (await _message(partner, first))["events"]
+            return any(e["status"] == "retry" for e in events)
+
+        await wait_for(refused_once)
+        await partner.post(f"/sim/devices/{sid}/faults", json={})
+        ids = [first]
+        for to, text in ((TO, "second"), (OTHER, "other")):
+            r = await gw.client.post(url, json={"to": to, "message": text, "async": True})
+            ids.append(r.json()["message_id"])
+
+        async def all_sent() -> list[str] | None:
+            sent = (await partner.get(f"/sim/devices/{sid}/sent")).json()["messages"]
+            texts = [m["message"] for m in sent]
+            return texts if len(texts) == 3 else None
+
+        order = await wait_for(all_sent)
+        # FIFO per recipient: "second" waited for "first"'s retry; the other recipient did not.
+        assert order.index("first") < order.index("second")
+        assert sorted(order) == ["first", "other", "second"]
+    finally:
+        await gw.stop()

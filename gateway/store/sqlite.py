@@ -538,8 +538,9 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin, Retenti
 
     async def next_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
         rows = await self._all(
-            "SELECT * FROM messages WHERE device_id = ? AND status = 'queued' "
-            "AND next_attempt_at <= ? ORDER BY rowid LIMIT ?", (device_id, now, limit))
+            "SELECT * FROM messages WHERE device_id = ? AND status = 'queued' "  # noqa: S608
+            f"AND next_attempt_at <= ? AND {_NOT_OVERTAKING} ORDER BY rowid LIMIT ?",
+            (device_id, now, now, limit))
         return [_message(r) for r in rows]
 
     async def claim_queued(self, device_id: int, now: float, limit: int) -> list[Message]:
@@ -549,9 +550,9 @@ class SQLiteStore(WebhookStoreMixin, LinkStoreMixin, SecurityStoreMixin, Retenti
         back as one JSON array (`next_attempt_at` is 0 until a message is deferred, then an epoch
         time; two index-ordered reads avoid sorting the whole backlog)."""
         def job(db: sqlite3.Connection) -> list[Message]:
-            rows = _claimable(db, "next_attempt_at = 0", (device_id, limit))
+            rows = _claimable(db, "next_attempt_at = 0", (device_id, now, limit))
             deferred = _claimable(db, "next_attempt_at > 0 AND next_attempt_at <= ?",
-                                  (device_id, now, limit))
+                                  (device_id, now, now, limit))
             if deferred:
                 rows = sorted(rows + deferred)[:limit]
             if not rows:
@@ -812,13 +813,24 @@ def _enqueue_many(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[N
     return [None] * len(rows)
 
 
+# FIFO per recipient: a message waits while an older one to the same recipient waits for its
+# retry (bound: now). Found through the outbox index, whose range of deferred rows is usually
+# empty, so it costs an index probe per candidate.
+_NOT_OVERTAKING = (
+    "NOT EXISTS (SELECT 1 FROM messages AS older WHERE older.device_id = messages.device_id "
+    "AND older.status = 'queued' AND older.next_attempt_at > ? "
+    "AND older.recipient = messages.recipient AND older.rowid < messages.rowid)"
+)
+
+
 def _claimable(db: sqlite3.Connection, due: str, args: tuple[Any, ...]) -> list[list[Any]]:
-    """Queued messages of one device, oldest first, as one JSON array in one SQLite call."""
+    """Queued messages of one device, oldest first, as one JSON array in one SQLite call.
+    `args`: the device id, `due`'s values, now, the limit."""
     row = db.execute(
         "SELECT json_group_array(json_array(rowid, id, partner_id, device_id, recipient, "  # noqa: S608
         "kind, body, wa_id, error, created_at, attempts, expires_at, in_doubt, payload)) FROM ("
         f"SELECT rowid, * FROM messages WHERE device_id = ? AND status = 'queued' AND {due} "
-        "ORDER BY rowid LIMIT ?)", args).fetchone()
+        f"AND {_NOT_OVERTAKING} ORDER BY rowid LIMIT ?)", args).fetchone()
     rows: list[list[Any]] = orjson.loads(row[0]) if row and row[0] else []
     return rows
 
