@@ -25,6 +25,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import anyio
+
 from gateway.compose import outgoing
 from gateway.config import DeliveryConfig
 from gateway.errors import DriverError, NotConnected
@@ -60,12 +62,26 @@ class Dispatcher:
         self._retry_at: float | None = None
         self._stalled = False  # earliest resend this dispatcher scheduled
         self.held = False  # the partner is suspended: leave the queue alone (manager.hold)
+        self._closing = False
+        self._quiet = asyncio.Event()  # set while no message is between `sending` and settled
+        self._quiet.set()
 
     def wake(self) -> None:
         self._wake.set()
 
+    async def close(self) -> None:
+        """Take no more messages and wait for the hand-off under way to settle, so a graceful
+        stop leaves nothing in doubt: cancelling a send inside the driver would make it a
+        resend at the next start, a duplicate where the driver cannot keep our id. The caller
+        bounds the wait."""
+        self._closing = True
+        self._wake.set()
+        await self._quiet.wait()
+
     async def run(self) -> None:
         while True:
+            if self._closing:
+                await anyio.sleep_forever()  # parked until the supervisor's task group ends
             if self.held:
                 self._wake.clear()
                 await self._wake.wait()  # hold() wakes it when the partner is resumed
@@ -75,10 +91,15 @@ class Dispatcher:
                 continue
             self._wake.clear()
             if self._batched():
-                claimed = await self.store.claim_queued(self.sup.device_id, time.time(), CLAIM)
-                if claimed:
-                    await self._deliver_batch(claimed)
-                else:
+                self._quiet.clear()
+                try:
+                    claimed = await self.store.claim_queued(self.sup.device_id, time.time(),
+                                                            CLAIM)
+                    if claimed:
+                        await self._deliver_batch(claimed)
+                finally:
+                    self._quiet.set()
+                if not claimed:
                     await self._idle()
                 continue
             batch = await self.store.next_queued(self.sup.device_id, time.time(), BATCH)
@@ -87,6 +108,8 @@ class Dispatcher:
                 continue
             waiting: set[str] = set()  # recipients whose older message waits for a retry
             for message in batch:
+                if self._closing:
+                    break
                 if message.recipient in waiting:
                     continue  # FIFO per recipient: not before the older one goes out
                 status = await self._deliver(message)
@@ -173,13 +196,19 @@ class Dispatcher:
             # "typing..." before the message, as a person would; the message itself ends it.
             await self.sup.typing(message.recipient, True)
             await asyncio.sleep(self.settings.typing_seconds)
-        if not await self.store.mark_sending(message.id):
-            return "gone"
-        # One outcome routine for both paths: any exception (a driver bug too) settles the
-        # message instead of leaving it `sending` until the next restart.
-        outcome = await self._hand_off(replace(message, attempts=message.attempts + 1),
-                                       self.sup.driver.honours_message_ids)
-        await self.store.settle_sends([outcome])
+        if self._closing:
+            return None
+        self._quiet.clear()
+        try:
+            if not await self.store.mark_sending(message.id):
+                return "gone"
+            # One outcome routine for both paths: any exception (a driver bug too) settles the
+            # message instead of leaving it `sending` until the next restart.
+            outcome = await self._hand_off(replace(message, attempts=message.attempts + 1),
+                                           self.sup.driver.honours_message_ids)
+            await self.store.settle_sends([outcome])
+        finally:
+            self._quiet.set()
         if outcome.status == "sent":
             self.pacer.taken(message.recipient)
         if outcome.status != "retry":

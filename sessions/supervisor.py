@@ -175,6 +175,8 @@ class DeviceSupervisor:
             await self._logout()
         elif cmd.name == "stop":
             self._stopping = True
+            with anyio.move_on_after(self.settings.send_timeout):
+                await self.dispatcher.close()
             await self._close_session()
         if not cmd.done.done():
             cmd.done.set_result(None)

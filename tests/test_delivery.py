@@ -266,3 +266,29 @@ async def test_a_retry_holds_later_messages_to_its_recipient_only(tmp_path: Path
         assert sorted(order) == ["first", "other", "second"]
     finally:
         await gw.stop()
+
+
+async def test_a_graceful_stop_lets_the_send_under_way_finish(tmp_path: Path) -> None:
+    gw = await start_gateway(tmp_path / "d")
+    partner = await gw.register()
+    device = await partner.linked_device()
+    sid = device["session_id"]
+    await partner.post(f"/sim/devices/{sid}/faults", json={"send_delay": 0.5})
+    r = await gw.client.post(device["send_url"], json={"to": TO, "message": "mid-stop",
+                                                       "async": True})
+    mid = r.json()["message_id"]
+
+    async def sending() -> bool:
+        return (await _message(partner, mid))["status"] == "sending"
+
+    await wait_for(sending)
+    await gw.stop()  # while WhatsApp (simulated) is still taking the message
+    gw = await start_gateway(tmp_path / "d")
+    try:
+        partner = Partner(partner.key, gw.client)
+        message = await _message(partner, mid)
+        assert message["status"] in ("sent", "delivered", "read")
+        assert not message["in_doubt"]
+        assert "in doubt" not in str(message["events"])
+    finally:
+        await gw.stop()
