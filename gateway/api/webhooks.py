@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -69,30 +69,40 @@ def _events(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(events))
 
 
+async def add_webhook(conn: HTTPConnection, svc: Services, partner_id: int, url: str,
+                      events: tuple[str, ...], session_id: str | None,
+                      ) -> tuple[WebhookEndpoint, str]:
+    """Create an endpoint (the API and the console both come here): the device filter, the
+    per-partner limit, the SSRF check, the audit entry. Returns it with its secret, which is
+    shown this once."""
+    device_id = None
+    if session_id:
+        device = await svc.store.device_by_session(partner_id, session_id)
+        if device is None:
+            raise NotFound("no such device", code="device_not_found")
+        device_id = device.id
+    if len(await svc.store.list_webhooks(partner_id)) >= MAX_WEBHOOKS:
+        raise BadRequest(f"at most {MAX_WEBHOOKS} webhooks per partner", code="limit_reached")
+    settings = svc.config.webhooks
+    await vet(url, allow_private=settings.allow_private_targets, allow_http=settings.allow_http)
+    nonce = new_nonce()
+    endpoint = await svc.store.create_webhook(partner_id, "we_" + secrets.token_hex(8), url,
+                                              nonce, events, device_id)
+    await record(conn, partner_id, "webhook.created", endpoint.public_id, url=url,
+                 events=list(events))
+    return endpoint, endpoint_secret(svc.vault, nonce)
+
+
 async def create_webhook(request: Request) -> Response:
     partner = await require_partner(request, "webhooks:manage")
     svc = services(request)
     data = await json_body(request)
     url = text_field(data, "url", max_len=2000)
     events = _events(data)
-    device_id = None
     session_id = text_field(data, "session_id", required=False, max_len=64)
-    if session_id:
-        device = await svc.store.device_by_session(partner.id, session_id)
-        if device is None:
-            raise NotFound("no such device", code="device_not_found")
-        device_id = device.id
-    if len(await svc.store.list_webhooks(partner.id)) >= MAX_WEBHOOKS:
-        raise BadRequest(f"at most {MAX_WEBHOOKS} webhooks per partner", code="limit_reached")
-    settings = svc.config.webhooks
-    await vet(url, allow_private=settings.allow_private_targets, allow_http=settings.allow_http)
-    nonce = new_nonce()
-    endpoint = await svc.store.create_webhook(partner.id, "we_" + secrets.token_hex(8), url,
-                                              nonce, events, device_id)
-    await record(request, partner.id, "webhook.created", endpoint.public_id, url=url,
-                 events=list(events))
+    endpoint, secret = await add_webhook(request, svc, partner.id, url, events, session_id)
     view = webhook_view(svc, endpoint, await _sessions(svc, partner))
-    return success(201, webhook=view, secret=endpoint_secret(svc.vault, nonce))
+    return success(201, webhook=view, secret=secret)
 
 
 async def list_webhooks(request: Request) -> Response:

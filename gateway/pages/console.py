@@ -32,13 +32,12 @@ from gateway.api.devices import UNLINKED_IDLE, device_view
 from gateway.api.links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, link_url, make_link
 from gateway.api.messages import message_view
 from gateway.api.responses import JSON, iso
-from gateway.api.webhooks import MAX_WEBHOOKS, webhook_view
-from gateway.errors import ApiError
+from gateway.api.webhooks import add_webhook, webhook_view
+from gateway.errors import ApiError, NotFound
 from gateway.pages.render import html, qr_image, qr_version, secure
 from gateway.security.audit import record
 from gateway.security.guard import check_blocked, lookup_failed
 from gateway.services import Services
-from gateway.ssrf import vet
 from gateway.store import Device, Partner
 from gateway.store.base import WebhookEndpoint
 from gateway.tokens import (
@@ -50,7 +49,6 @@ from gateway.tokens import (
     token_hash,
     well_formed,
 )
-from gateway.webhooks.signing import endpoint_secret
 
 COOKIE = "wagate_console"
 LOGIN_COOKIE = "wagate_login"
@@ -576,37 +574,24 @@ async def webhooks_page(ctx: Ctx) -> Response:
 
 async def create_webhook(ctx: Ctx) -> Response:
     """Add a webhook endpoint (its secret is shown once)."""
-    svc = ctx.svc
     url = ctx.form.get("url", "").strip()
     events = ctx.form.get("events", "*")
     if events not in WEBHOOK_EVENTS:
         events = "*"
-    device_id = None
-    if ctx.form.get("session_id"):
-        device = await svc.store.device_by_session(ctx.partner.id, ctx.form["session_id"])
-        if device is None:
-            raise _Missing
-        device_id = device.id
     if not url or len(url) > 2000:
         ctx.flash("error", "A webhook needs a URL.")
         return ctx.redirect("/console/webhooks")
-    if len(await svc.store.list_webhooks(ctx.partner.id)) >= MAX_WEBHOOKS:
-        ctx.flash("error", f"At most {MAX_WEBHOOKS} webhooks per partner.")
-        return ctx.redirect("/console/webhooks")
-    settings = svc.config.webhooks
     try:
-        await vet(url, allow_private=settings.allow_private_targets,
-                  allow_http=settings.allow_http)
+        endpoint, secret = await add_webhook(ctx.request, ctx.svc, ctx.partner.id, url,
+                                             (events,), ctx.form.get("session_id") or None)
+    except NotFound:
+        raise _Missing from None
     except ApiError as exc:
-        ctx.flash("error", f"That URL cannot be used: {exc.message}")
+        ctx.flash("error", f"That URL cannot be used: {exc.message}"
+                  if exc.code == "webhook_url_refused" else exc.message)
         return ctx.redirect("/console/webhooks")
-    nonce = new_nonce()
-    endpoint = await svc.store.create_webhook(ctx.partner.id, "we_" + secrets.token_hex(8), url,
-                                              nonce, (events,), device_id)
-    await record(ctx.request, ctx.partner.id, "webhook.created", endpoint.public_id, url=url,
-                 events=[events])
     ctx.flash("ok", "Webhook created. Its signing secret (shown once; verify every delivery "
-                    "with it):", endpoint_secret(svc.vault, nonce))
+                    "with it):", secret)
     return ctx.redirect(f"/console/webhooks/{endpoint.public_id}")
 
 
