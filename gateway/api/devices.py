@@ -63,18 +63,26 @@ def _supervisor(svc: Services, device: Device) -> DeviceSupervisor:
     return sup
 
 
+async def add_device(svc: Services, partner_id: int, user_id: int, name: str,
+                     ) -> tuple[Device, str, DeviceSupervisor]:
+    """Create a device and start pairing (the API and the console both come here); returns it
+    with its device token and its supervisor."""
+    nonce = new_nonce()
+    token = svc.vault.derive(DEVICE_TOKEN, nonce)
+    device = await svc.store.create_device(partner_id, user_id, new_session_id(), name, nonce,
+                                           token_hash(token))
+    sup = svc.manager.add(device)
+    await sup.request_pairing()
+    return device, token, sup
+
+
 async def create_device(request: Request) -> Response:
     partner = await require_partner(request, "devices:write")
     user = await require_user(request, partner)
     data = await json_body(request)
     name = text_field(data, "device_name", max_len=100)
     svc = services(request)
-    nonce = new_nonce()
-    token = svc.vault.derive(DEVICE_TOKEN, nonce)
-    device = await svc.store.create_device(partner.id, user.id, new_session_id(), name, nonce,
-                                           token_hash(token))
-    sup = svc.manager.add(device)
-    await sup.request_pairing()
+    device, token, sup = await add_device(svc, partner.id, user.id, name)
     send = may(request, "messages:send")
     return success(201, session_id=device.session_id, device_token=token if send else None,
                    send_url=svc.send_url(device) if send else None, qr_url=svc.qr_url(device),

@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.api.auth import services
-from gateway.api.devices import UNLINKED_IDLE, device_view
+from gateway.api.devices import UNLINKED_IDLE, add_device, device_view
 from gateway.api.links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, link_url, make_link
 from gateway.api.messages import message_view
 from gateway.api.responses import JSON, iso
@@ -41,11 +41,9 @@ from gateway.services import Services
 from gateway.store import Device, Partner
 from gateway.store.base import WebhookEndpoint
 from gateway.tokens import (
-    DEVICE_TOKEN,
     PARTNER_KEY,
     USER_TOKEN,
     new_nonce,
-    new_session_id,
     token_hash,
     well_formed,
 )
@@ -416,12 +414,7 @@ async def create_device(ctx: Ctx) -> Response:
     if not name or len(name) > 100:
         ctx.flash("error", "A device needs a name (up to 100 characters).")
         return ctx.redirect("/console/devices")
-    nonce = new_nonce()
-    token = svc.vault.derive(DEVICE_TOKEN, nonce)
-    device = await svc.store.create_device(ctx.partner.id, user.id, new_session_id(), name,
-                                           nonce, token_hash(token))
-    sup = svc.manager.add(device)
-    await sup.request_pairing()
+    device, _, _ = await add_device(svc, ctx.partner.id, user.id, name)
     ctx.flash("ok", f"Device “{name}” created; pairing has started.")
     return ctx.redirect(f"/console/devices/{device.session_id}")
 
