@@ -138,13 +138,16 @@ async def test_claims_are_fifo_with_due_retries_and_settle_records_each_transiti
 async def test_deferred_messages_wait_for_their_time(tmp_path: Path) -> None:
     store, pid, did = await _store(tmp_path)
     try:
-        for i in range(3):
-            await store.enqueue_message(f"m{i}", pid, did, TO, "text", str(i), None)
+        for i, to in enumerate((TO, TO, "14155552671")):
+            await store.enqueue_message(f"m{i}", pid, did, to, "text", str(i), None)
         claimed = await store.claim_queued(did, time.time(), 1)
         await store.settle_sends([SendOutcome(claimed[0].id, "retry", error="later",
                                               retry_at=time.time() + 60)])
-        assert [m.id for m in await store.claim_queued(did, time.time(), 10)] == ["m1", "m2"]
-        assert [m.id for m in await store.claim_queued(did, time.time() + 61, 10)] == ["m0"]
+        # m1 (same recipient) waits behind the deferred m0; m2 (another recipient) goes on.
+        assert [m.id for m in await store.claim_queued(did, time.time(), 10)] == ["m2"]
+        assert [m.id for m in await store.next_queued(did, time.time(), 10)] == []
+        later = time.time() + 61
+        assert [m.id for m in await store.claim_queued(did, later, 10)] == ["m0", "m1"]
     finally:
         await store.close()
 
