@@ -22,7 +22,7 @@ log = logging.getLogger("wagate.housekeeping")
 
 FIRST_RUN = 60.0
 INTERVAL = 3600.0
-BATCH = 2000  # rows of each kind per transaction
+BATCH = 2000  # rows of each kind looked at per transaction
 DAY = 86400.0
 
 
@@ -44,10 +44,10 @@ async def purge(store: Store, config: Config, now: float | None = None) -> dict[
     """One full pass; returns the rows deleted per kind."""
     cutoffs = retention(config, time.time() if now is None else now)
     total: Counter[str] = Counter()
+    after: dict[str, int] = {}
     while True:
-        done = await store.purge(cutoffs, BATCH)
-        total.update(done)
-        if max(done.values(), default=0) < BATCH:
+        total.update(await store.purge(cutoffs, BATCH, after))
+        if all(position < 0 for position in after.values()):
             break
         await anyio.lowlevel.checkpoint()  # let queued sends take the writer between batches
     removed = {kind: n for kind, n in total.items() if n}

@@ -195,6 +195,13 @@ async def test_housekeeping_forgets_only_what_retention_allows(tmp_path: Path) -
         await store.enqueue_message("young", p.id, d.id, "91", "text", "hi", None)
         await store.mark_sent("young", "WA2")
         await store.add_inbound(d.id, "IN2", "91", "91", "text", "young", False)
+        await store.fanout(p.id, None, "device.connected", {"n": 3})
+        for delivery, _ in await store.claim_deliveries(time.time(), 5, 60, per_endpoint=5,
+                                                        busy={}):
+            if delivery.payload.endswith('"n":3}}'):
+                await store.finish_attempt(
+                    delivery, WebhookAttempt(time.time(), 200, 1.0, None, "ok"),
+                    outcome="delivered", retry_at=None, disable_after=1e9)
 
         config = load_config(env={})
         kept_forever = load_config(env={"WAGATE_STORAGE_MESSAGES_DAYS": "0",
@@ -211,9 +218,34 @@ async def test_housekeeping_forgets_only_what_retention_allows(tmp_path: Path) -
         assert (await store.message_by_id(p.id, "waiting")) is not None  # still queued
         assert (await store.message_by_id(p.id, "young")) is not None
         assert [i.body for i in await store.list_inbound(p.id, d.id, 10)] == ["young"]
-        [pending] = await store.list_deliveries(hook.id, 10)
-        assert pending.status == "pending"
+        assert sorted(x.status for x in await store.list_deliveries(hook.id, 10)) == [
+            "delivered", "pending"]  # the young one, and the old one still pending
         assert await store.delivery_attempts(done.id) == []
         assert await housekeeping.purge(store, config, now=cut + 90 * DAY) == {}
+    finally:
+        await store.close()
+
+
+async def test_purging_never_hands_out_an_id_again(tmp_path: Path) -> None:
+    """SQLite gives a new row the highest rowid + 1: deleting the newest rows would reuse ids
+    that the webhook pump's cursor has passed (and that receivers have seen)."""
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        u = await store.create_user(p.id, "u", "", "n", "uh")
+        d = await store.create_device(p.id, u.id, "wa_a", "d", "n", "dh")
+        await store.create_webhook(p.id, "wh_1", "https://example.com/h", "nonce",
+                                   ("message.*",), None)
+        for i in range(3):
+            await store.enqueue_message(f"old{i}", p.id, d.id, "91", "text", "hi", None)
+            await store.mark_sent(f"old{i}", f"WA{i}")
+        assert await store.pump_message_events(100) == 6  # queued + sent, each
+        config = load_config(env={})
+        removed = await housekeeping.purge(store, config, now=time.time() + 91 * DAY)
+        assert removed == {"messages": 2}  # the one owning the newest event stays
+        await store.enqueue_message("new", p.id, d.id, "91", "text", "hi", None)
+        await store.mark_sent("new", "WA9")
+        assert await store.pump_message_events(100) == 2  # above the pump's cursor
     finally:
         await store.close()

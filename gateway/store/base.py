@@ -293,10 +293,12 @@ class Retention:
 
 
 class RetentionStore(Protocol):
-    async def purge(self, retention: Retention, limit: int) -> dict[str, int]:
-        """Delete at most `limit` expired rows of each kind (with their dependent rows) in one
-        short transaction; returns the rows deleted per kind. Call again while any reached
-        `limit`: small batches keep the single writer free for sends."""
+    async def purge(self, retention: Retention, limit: int,
+                    after: dict[str, int]) -> dict[str, int]:
+        """Delete the next expired rows of each kind (at most `limit` looked at per kind, with
+        their dependent rows) in one short transaction; returns the rows deleted per kind.
+        `after` is the pass's progress (start with {}): call again until every value in it is
+        -1. Small batches keep the single writer free for sends."""
 
 
 class Store(WebhookStore, LinkStore, SecurityStore, RetentionStore, Protocol):
