@@ -175,8 +175,6 @@ class DeviceSupervisor:
             await self._logout()
         elif cmd.name == "stop":
             self._stopping = True
-            with anyio.move_on_after(self.settings.send_timeout):
-                await self.dispatcher.close()
             await self._close_session()
         if not cmd.done.done():
             cmd.done.set_result(None)
@@ -370,6 +368,10 @@ class DeviceSupervisor:
 
     async def stop(self) -> None:
         if not self.stopped.is_set():
+            # First the dispatcher settles its hand-off (taking nothing new) while the actor
+            # goes on storing receipts and inbound messages; then the session closes.
+            with anyio.move_on_after(self.settings.send_timeout):
+                await self.dispatcher.close()
             await self._call("stop")
 
     async def pair_phone(self, phone: str) -> str:

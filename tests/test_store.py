@@ -249,3 +249,24 @@ async def test_purging_never_hands_out_an_id_again(tmp_path: Path) -> None:
         assert await store.pump_message_events(100) == 2  # above the pump's cursor
     finally:
         await store.close()
+
+
+async def test_resuming_a_partner_restarts_its_endpoints_failure_clock(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        p = await store.create_partner("A", "a@x", "", "ha")
+        hook = await store.create_webhook(p.id, "wh_1", "https://example.com/h", "nonce",
+                                          ("*",), None)
+        await store.fanout(p.id, None, "webhook.test", {})
+        [(delivery, _)] = await store.claim_deliveries(time.time(), 1, 60, per_endpoint=4,
+                                                       busy={})
+        await store.finish_attempt(delivery, WebhookAttempt(time.time(), 500, 1.0, None, "no"),
+                                   outcome="failed", retry_at=time.time() + 5,
+                                   disable_after=1e9)
+        assert (await store.webhook_by_id(hook.id)).failing_since is not None  # type: ignore[union-attr]
+        await store.set_partner_status(p.id, "suspended", "unpaid")
+        await store.set_partner_status(p.id, "active", None)
+        assert (await store.webhook_by_id(hook.id)).failing_since is None  # type: ignore[union-attr]
+    finally:
+        await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,9 +30,11 @@ def _key(r: aiosqlite.Row, prefix: str = "") -> ApiKey:
 
 
 class SecurityStoreMixin:
-    """Mixed into SQLiteStore, which provides `_write`, `_exec`, `_one` and `_all`."""
+    """Mixed into SQLiteStore, which provides `_write`, `_write_in_thread`, `_exec`, `_one` and
+    `_all`."""
 
     _write: Callable[[Callable[[aiosqlite.Connection], Awaitable[Any]]], Awaitable[Any]]
+    _write_in_thread: Callable[..., Awaitable[Any]]
     _exec: Callable[..., Awaitable[aiosqlite.Cursor]]
     _one: Callable[..., Awaitable[aiosqlite.Row | None]]
     _all: Callable[..., Awaitable[list[aiosqlite.Row]]]
@@ -109,9 +112,17 @@ class SecurityStoreMixin:
 
     async def set_partner_status(self, partner_id: int, status: str,
                                  reason: str | None) -> None:
-        await self._exec("UPDATE partners SET status = ?, status_reason = ?, "
-                         "status_changed_at = ? WHERE id = ?",
-                         (status, reason, time.time(), partner_id))
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE partners SET status = ?, status_reason = ?, "
+                       "status_changed_at = ? WHERE id = ?",
+                       (status, reason, time.time(), partner_id))
+            if status == "active":
+                # Held deliveries were not attempted while suspended: a failure clock that was
+                # running before must not disable an endpoint at its first failure after.
+                db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
+                           "WHERE partner_id = ? AND failing_since IS NOT NULL", (partner_id,))
+
+        await self._write_in_thread(job)
 
     async def set_partner_limits(self, partner_id: int, api_rate_per_minute: int | None,
                                  send_rate_per_minute: int | None) -> None:

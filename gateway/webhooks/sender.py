@@ -82,6 +82,7 @@ class WebhookSender:
         async with anyio.create_task_group() as tg:
             while True:
                 claimed = 0
+                self._wake.clear()  # before looking: a wake during the look is not lost
                 try:
                     if self._pump_wanted or time.monotonic() >= self._next_pump:
                         # New message events become deliveries: when something said so, or
@@ -98,19 +99,21 @@ class WebhookSender:
                             busy=dict(self._busy))
                         for delivery, endpoint in batch:
                             claimed += 1
-                            await self._slots.acquire_on_behalf_of(delivery.id)
+                            # A slot per attempt, not per delivery id: a redelivered row can
+                            # be claimed again while its first attempt is still running.
+                            slot = object()
+                            await self._slots.acquire_on_behalf_of(slot)
                             self._busy[delivery.endpoint_id] += 1
-                            tg.start_soon(self._deliver, delivery, endpoint)
+                            tg.start_soon(self._deliver, delivery, endpoint, slot)
                 except Exception:
                     log.exception("webhook sender: store error; retrying")
                     await anyio.sleep(1)
                 if not claimed and not self._pump_wanted:
-                    self._wake.clear()
                     with anyio.move_on_after(max(0.0, self._next_pump - time.monotonic())):
                         await self._wake.wait()
 
-    async def _deliver(self, delivery: WebhookDelivery,
-                       endpoint: WebhookEndpoint | None) -> None:
+    async def _deliver(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None,
+                       slot: object) -> None:
         try:
             await self._attempt(delivery, endpoint)
         except Exception:
@@ -119,7 +122,7 @@ class WebhookSender:
             self._busy[delivery.endpoint_id] -= 1
             if not self._busy[delivery.endpoint_id]:
                 del self._busy[delivery.endpoint_id]
-            self._slots.release_on_behalf_of(delivery.id)
+            self._slots.release_on_behalf_of(slot)
             self._wake.set()  # a slot is free: claim the next at once, not at the next poll
 
     async def _attempt(self, delivery: WebhookDelivery,
