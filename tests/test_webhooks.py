@@ -260,6 +260,9 @@ async def test_a_suspended_partners_deliveries_wait_until_it_is_resumed(
     # Not claimable while suspended: not attempted, so not failing towards disabling either.
     assert await svc.store.claim_deliveries(time.time() + 1, 10, 60, per_endpoint=16,
                                             busy={}) == []
+    [held] = await svc.store.list_deliveries(
+        (await svc.store.list_webhooks(pid))[0].id, 10)
+    assert held.status == "held"
     r = await local_gateway.client.post(f"/admin/partners/{pid}/resume", headers=admin)
     assert r.status_code == 200, r.text
     await wait_for(lambda: _async(receiver.types() == ["device.connected"]))

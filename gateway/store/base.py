@@ -147,7 +147,7 @@ class WebhookDelivery:
     event_id: str
     event_type: str
     payload: str
-    status: str  # pending | delivered | failed
+    status: str  # pending | held (partner suspended) | delivered | failed
     attempts: int
     next_attempt_at: float
     created_at: float

@@ -11,6 +11,7 @@ import aiosqlite
 import orjson
 
 from gateway.store.base import ApiKey, AuditEntry, Partner
+from gateway.store.sqlite_webhooks import hold_webhooks
 
 _KEY_COLUMNS = ("id", "public_id", "partner_id", "name", "hint", "scopes", "is_primary",
                 "created_at", "expires_at", "last_used_at", "revoked_at")
@@ -116,11 +117,7 @@ class SecurityStoreMixin:
             db.execute("UPDATE partners SET status = ?, status_reason = ?, "
                        "status_changed_at = ? WHERE id = ?",
                        (status, reason, time.time(), partner_id))
-            if status == "active":
-                # Held deliveries were not attempted while suspended: a failure clock that was
-                # running before must not disable an endpoint at its first failure after.
-                db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
-                           "WHERE partner_id = ? AND failing_since IS NOT NULL", (partner_id,))
+            hold_webhooks(db, partner_id, held=status == "suspended")
 
         await self._write_in_thread(job)
 

@@ -95,7 +95,7 @@ class WebhookStoreMixin:
                 (time.time(), endpoint_id, partner_id))
             await db.execute(
                 "UPDATE webhook_deliveries SET status = 'failed' WHERE endpoint_id = ? "
-                "AND status = 'pending'", (endpoint_id,))
+                "AND status IN ('pending', 'held')", (endpoint_id,))
 
         await self._write(job)
 
@@ -158,10 +158,9 @@ class WebhookStoreMixin:
                                ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
         """Up to `limit` due deliveries, oldest first, at most `per_endpoint` in flight per
         endpoint counting `busy`; endpoints already full are skipped in the scan, so one
-        endpoint's backlog cannot hold back the others' deliveries. A suspended partner's
-        deliveries wait (they are not attempted, so they neither fail nor count towards
-        disabling) until it is resumed. Each comes with its endpoint as of the claim (None
-        once deleted), read in the same transaction."""
+        endpoint's backlog cannot hold back the others' deliveries. (A suspended partner's
+        deliveries are `held`, not `pending`: see `hold_webhooks`.) Each comes with its
+        endpoint as of the claim (None once deleted), read in the same transaction."""
         full = orjson.dumps([e for e, n in busy.items() if n >= per_endpoint]).decode()
         in_flight = orjson.dumps({str(e): n for e, n in busy.items() if n}).decode()
         # Full endpoints are skipped in the scan; a partly busy one can hold at most
@@ -178,8 +177,6 @@ class WebhookStoreMixin:
                 "      SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries "
                 "      WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ? "
                 "      AND endpoint_id NOT IN (SELECT value FROM json_each(?)) "
-                "      AND endpoint_id NOT IN (SELECT e.id FROM webhook_endpoints e JOIN "
-                "        partners p ON p.id = e.partner_id WHERE p.status = 'suspended') "
                 "      ORDER BY next_attempt_at, id LIMIT ?)) "
                 "  WHERE rn <= ? - COALESCE(json_extract(?, '$.\"' || endpoint_id || '\"'), 0) "
                 "  ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
@@ -230,7 +227,8 @@ class WebhookStoreMixin:
                 "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ? "
                 "WHERE id = ? RETURNING *", (reason, delivery.endpoint_id)).fetchone()
             db.execute("UPDATE webhook_deliveries SET status = 'failed' "
-                       "WHERE endpoint_id = ? AND status = 'pending'", (delivery.endpoint_id,))
+                       "WHERE endpoint_id = ? AND status IN ('pending', 'held')",
+                       (delivery.endpoint_id,))
             return _endpoint(disabled) if disabled else None
 
         result: WebhookEndpoint | None = await self._write_in_thread(job)
@@ -280,6 +278,18 @@ def _delivered(db: sqlite3.Connection,
     return [None] * len(done)
 
 
+def hold_webhooks(db: sqlite3.Connection, partner_id: int, held: bool) -> None:
+    """A suspended partner's deliveries wait as `held` (not attempted, so they neither fail nor
+    count towards disabling, and claims never scan them); on resume they are `pending` again
+    and its endpoints' failure clocks restart."""
+    old, new = ("pending", "held") if held else ("held", "pending")
+    db.execute("UPDATE webhook_deliveries SET status = ? WHERE status = ? AND endpoint_id IN "
+               "(SELECT id FROM webhook_endpoints WHERE partner_id = ?)", (new, old, partner_id))
+    if not held:
+        db.execute("UPDATE webhook_endpoints SET failing_since = NULL "
+                   "WHERE partner_id = ? AND failing_since IS NOT NULL", (partner_id,))
+
+
 def _skip_to_newest(db: sqlite3.Connection, cursor: int) -> None:
     """Move the pump's cursor past every event written so far."""
     top = db.execute("SELECT COALESCE(MAX(id), 0) FROM message_events").fetchone()
@@ -290,11 +300,13 @@ def _skip_to_newest(db: sqlite3.Connection, cursor: int) -> None:
 
 
 class _Endpoints:
-    """Each partner's active endpoints, read once per pump batch rather than once per event."""
+    """Each partner's active endpoints and whether the partner is suspended, read once per pump
+    batch rather than once per event."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self.by_partner: dict[int, list[Any]] = {}
+        self.suspended: dict[int, bool] = {}
 
     def of(self, partner_id: int) -> list[Any]:
         if partner_id not in self.by_partner:
@@ -303,27 +315,36 @@ class _Endpoints:
                 "AND deleted_at IS NULL AND status = 'active'", (partner_id,)).fetchall()
         return self.by_partner[partner_id]
 
+    def held(self, partner_id: int) -> bool:
+        if partner_id not in self.suspended:
+            row = self.db.execute("SELECT status FROM partners WHERE id = ?",
+                                  (partner_id,)).fetchone()
+            self.suspended[partner_id] = row is not None and row[0] == "suspended"
+        return self.suspended[partner_id]
+
 
 def _fanout(db: sqlite3.Connection, partner_id: int, device_id: int | None, event_type: str,
             data: dict[str, Any], event_id: str, at: float, endpoint_id: int | None,
             endpoints: _Endpoints | None = None) -> None:
+    endpoints = endpoints or _Endpoints(db)
     if endpoint_id is not None:  # a test ping or redelivery: that endpoint, whatever its state
         targets = db.execute(
             "SELECT id, events, device_id FROM webhook_endpoints WHERE partner_id = ? "
             "AND deleted_at IS NULL AND id = ?", (partner_id, endpoint_id)).fetchall()
     else:
         targets = [(eid, events, only_device)
-                   for eid, events, only_device in (endpoints or _Endpoints(db)).of(partner_id)
+                   for eid, events, only_device in endpoints.of(partner_id)
                    if _matches(events.split(","), event_type)
                    and (only_device is None or only_device == device_id)]
     if not targets:
         return
     body = event_body(event_id, event_type, at, data)
     now = time.time()
+    status = "held" if endpoints.held(partner_id) else "pending"
     db.executemany(
-        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, "
-        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [(t[0], event_id, event_type, body, 0, now) for t in targets])
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, status, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(t[0], event_id, event_type, body, status, 0, now) for t in targets])
 
 
 def _matches(patterns: Iterable[str], event_type: str) -> bool:
