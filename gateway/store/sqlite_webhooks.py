@@ -22,7 +22,6 @@ from gateway.store.base import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 T = TypeVar("T")
 
 CURSOR_KEY = "webhook_message_event_cursor"
-SCAN_SLACK = 1024  # due rows a claim may look past (full endpoints' rows) to fill its window
 WEBHOOK_MESSAGE_STATUSES = ("queued", "sent", "delivered", "read", "failed", "expired")
 
 _MARKS = ",".join("?" * len(WEBHOOK_MESSAGE_STATUSES))
@@ -158,16 +157,14 @@ class WebhookStoreMixin:
                                busy: dict[int, int]
                                ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None]]:
         """Up to `limit` due deliveries, oldest first, at most `per_endpoint` in flight per
-        endpoint counting `busy`. The scan looks at no more than SCAN_SLACK due rows beyond the
-        window, so a full endpoint's large backlog costs each claim a bounded scan (claims run
-        after every delivery); the price is docs/api.md's known limit: newer deliveries of
-        other endpoints wait behind that backlog. (A suspended partner's deliveries are
-        `held`, not `pending`: see `hold_webhooks`.) Each comes with its endpoint as of the
-        claim (None once deleted), read in the same transaction."""
+        endpoint counting `busy`; endpoints already full are skipped in the scan, so one
+        endpoint's backlog cannot hold back the others' deliveries. (A suspended partner's
+        deliveries are `held`, not `pending`: see `hold_webhooks`.) Each comes with its
+        endpoint as of the claim (None once deleted), read in the same transaction."""
         full = orjson.dumps([e for e, n in busy.items() if n >= per_endpoint]).decode()
         in_flight = orjson.dumps({str(e): n for e, n in busy.items() if n}).decode()
-        # Full endpoints' rows are skipped; a partly busy one can hold at most `per_endpoint`
-        # rows of the window that its cap then drops.
+        # Full endpoints are skipped in the scan; a partly busy one can hold at most
+        # `per_endpoint` rows of the window that its cap then drops.
         window = limit + per_endpoint * len(busy)
 
         def job(db: sqlite3.Connection
@@ -177,16 +174,13 @@ class WebhookStoreMixin:
                 "WHERE id IN (SELECT id FROM ("
                 "  SELECT id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER ("
                 "    PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn FROM ("
-                "      SELECT id, endpoint_id, next_attempt_at FROM ("
-                "        SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries "
-                "        WHERE status = 'pending' AND next_attempt_at <= ? "
-                "        AND claimed_until <= ? ORDER BY next_attempt_at, id LIMIT ?) "
-                "      WHERE endpoint_id NOT IN (SELECT value FROM json_each(?)) "
+                "      SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries "
+                "      WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ? "
+                "      AND endpoint_id NOT IN (SELECT value FROM json_each(?)) "
                 "      ORDER BY next_attempt_at, id LIMIT ?)) "
                 "  WHERE rn <= ? - COALESCE(json_extract(?, '$.\"' || endpoint_id || '\"'), 0) "
                 "  ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
-                (now + lease, now, now, window + SCAN_SLACK, full, window, per_endpoint,
-                 in_flight, limit))
+                (now + lease, now, now, full, window, per_endpoint, in_flight, limit))
             claimed = sorted((_delivery(r) for r in cur.fetchall()),
                              key=lambda d: (d.next_attempt_at, d.id))
             ids = sorted({d.endpoint_id for d in claimed})
