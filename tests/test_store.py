@@ -270,3 +270,25 @@ async def test_resuming_a_partner_restarts_its_endpoints_failure_clock(tmp_path:
         assert (await store.webhook_by_id(hook.id)).failing_since is None  # type: ignore[union-attr]
     finally:
         await store.close()
+
+
+async def test_a_full_endpoints_backlog_never_holds_back_another_endpoint(tmp_path: Path) -> None:
+    """A slow endpoint fills its slots and keeps a long due backlog: a newer delivery for
+    another endpoint is still claimed at once (claims skip full endpoints' rows, however many)."""
+    store = SQLiteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        slow_p = await store.create_partner("Slow", "s@x", "", "hs")
+        fast_p = await store.create_partner("Fast", "f@x", "", "hf")
+        slow = await store.create_webhook(slow_p.id, "wh_s", "https://s.example/h", "n1",
+                                          ("*",), None)
+        fast = await store.create_webhook(fast_p.id, "wh_f", "https://f.example/h", "n2",
+                                          ("*",), None)
+        await asyncio.gather(*(store.fanout(slow_p.id, None, "webhook.test", {"i": i})
+                               for i in range(3000)))
+        await store.fanout(fast_p.id, None, "webhook.test", {"i": "new"})
+        claimed = await store.claim_deliveries(time.time(), 10, 60, per_endpoint=4,
+                                               busy={slow.id: 4})
+        assert [d.endpoint_id for d, _ in claimed] == [fast.id]
+    finally:
+        await store.close()
