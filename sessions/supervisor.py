@@ -139,7 +139,7 @@ class DeviceSupervisor:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._close_session()
-                self._fail_pending()
+                await self._drain_inbox()
                 self.stopped.set()
 
     async def _next(self) -> DriverEvent | _Command | None:
@@ -342,11 +342,22 @@ class DeviceSupervisor:
             except Exception:
                 log.exception("device %s: event listener failed", self.key)
 
-    def _fail_pending(self) -> None:
+    async def _drain_inbox(self) -> None:
+        """What is left once the supervisor stops: commands are answered; receipts and inbound
+        messages that arrived while the session closed are still stored (WhatsApp does not send
+        them again); lifecycle events of a closed session are stale and dropped."""
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
-            if isinstance(item, _Command) and not item.done.done():
-                item.done.set_result(None)
+            if isinstance(item, _Command):
+                if not item.done.done():
+                    item.done.set_result(None)
+            elif isinstance(item, Receipt | InboundMessage):
+                try:
+                    with anyio.move_on_after(5):
+                        await self._on_event(item)
+                except Exception:
+                    log.exception("device %s: could not store a late %s", self.key,
+                                  type(item).__name__)
 
     # -- called from other tasks ---------------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sessions.events import InboundMessage
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
+from tests.test_security import services
 
 
 async def test_linked_devices_reconnect_after_restart_without_a_scan(tmp_path: Path) -> None:
@@ -138,3 +140,18 @@ async def test_qr_stream_times_out_then_restarts_on_request(
     r = await partner.get(f"/partner/devices/{sid}/qr")
     assert r.json()["type"] == "pending"
     await partner.wait_status(sid, "pairing")
+
+
+async def test_receipts_and_inbound_left_at_a_stop_are_still_stored(
+        gateway: Gateway, partner: Partner) -> None:
+    device = await partner.linked_device()
+    sid = device["session_id"]
+    svc = services(gateway)
+    [sup] = [s for s in svc.manager if s.key == sid]
+    await sup.stop()
+    # What the driver reported while the session was closing, still in the actor's inbox:
+    sup._inbox.put_nowait(InboundMessage("IN_LATE", "14155552671", "14155552671", "text",
+                                         "arrived while closing"))
+    await sup._drain_inbox()
+    inbound = (await partner.get(f"/partner/devices/{sid}/inbound")).json()["messages"]
+    assert [m["message"] for m in inbound] == ["arrived while closing"]
