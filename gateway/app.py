@@ -41,6 +41,7 @@ from gateway.security.guard import Security
 from gateway.security.middleware import Hardening
 from gateway.services import Services
 from gateway.store import Store, open_store
+from gateway.tls import client_context
 from gateway.webhooks.sender import WebhookSender
 from sessions.drivers import load_driver
 from sessions.manager import Listener, SessionManager
@@ -110,8 +111,8 @@ def create_app(config: Config) -> Starlette:
             manager.held.update(await store.partner_ids_with_status("suspended"))
             sender = WebhookSender(store, vault, config.webhooks, metrics=metrics)
             # No redirects here: `fetch_media` follows them itself, vetting every hop.
-            http = httpx.AsyncClient(follow_redirects=False, timeout=config.delivery.
-                                     media_fetch_timeout,
+            http = httpx.AsyncClient(follow_redirects=False, verify=client_context(),
+                                     timeout=config.delivery.media_fetch_timeout,
                                      headers={"user-agent": f"wagate/{__version__}"})
             manager.listeners.append(device_events(store, sender))
             # Half the budget for in-flight requests (uvicorn), half for the sessions.

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.tls import client_context
 from gateway.tokens import new_token, token_hash
 from tests.conftest import Gateway, Partner, make_config, start_gateway, wait_for
 from tests.receiver import Receiver
@@ -28,7 +29,8 @@ class Console:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.client = httpx.AsyncClient(base_url=gateway.url, timeout=10)
+        self.client = httpx.AsyncClient(base_url=gateway.url, timeout=10,
+                                        verify=client_context())
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -33,7 +33,16 @@ async def test_linked_devices_reconnect_after_restart_without_a_scan(tmp_path: P
         await gw.stop()
 
 
-async def test_connect_failures_back_off_and_recover(gateway: Gateway, partner: Partner) -> None:
+async def test_connect_failures_back_off_and_recover(tmp_path: Path) -> None:
+    # a short send_wait: the sync send below waits that long for the device that stays down
+    gateway = await start_gateway(tmp_path / "data", env={"WAGATE_DELIVERY_SEND_WAIT": "0.3"})
+    try:
+        await _connect_failures_back_off_and_recover(gateway, await gateway.register())
+    finally:
+        await gateway.stop()
+
+
+async def _connect_failures_back_off_and_recover(gateway: Gateway, partner: Partner) -> None:
     device = await partner.linked_device()
     sid = device["session_id"]
     r = await partner.post(f"/sim/devices/{sid}/faults", json={"connect_failure_rate": 1})
@@ -50,7 +59,7 @@ async def test_connect_failures_back_off_and_recover(gateway: Gateway, partner: 
     # a linked device that is reconnecting queues the message (202), it does not refuse it
     r = await gateway.client.post(device["send_url"], json={"to": "919876543210",
                                                             "message": "while down"})
-    assert r.status_code == 202, r.text
+    assert r.status_code == 202, r.text  # after delivery.send_wait: the device stayed down
     assert r.json()["status"] == "queued"
     assert r.json()["message"] == "Message queued"
     await partner.post(f"/sim/devices/{sid}/faults", json={})
