@@ -19,6 +19,7 @@ from gateway.operator import OPERATOR_HEADER, operator_token
 from gateway.phone import normalize_phone
 from gateway.qr import qr_text
 from gateway.store import Store, open_store
+from gateway.tls import client_context
 from gateway.tokens import PARTNER_KEY, new_token, token_hash
 
 
@@ -305,7 +306,8 @@ async def devices_list(store: Store, config: Config, args: argparse.Namespace) -
 
 def _admin(config: Config) -> httpx.Client:
     token = operator_token(init_data_dir(config))
-    return httpx.Client(base_url=config.local_url, headers={OPERATOR_HEADER: token}, timeout=35)
+    return httpx.Client(base_url=config.local_url, headers={OPERATOR_HEADER: token}, timeout=35,
+                        verify=client_context())
 
 
 def cmd_qr(config: Config, args: argparse.Namespace) -> None:
