@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,6 +33,33 @@ _KEEP_NEWEST_ATTEMPT = (
 )
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """A table walked by rowid: its time column, which of its old rows may go, and the rows of
+    another table that go with them (deleted first: foreign keys)."""
+
+    table: str
+    at: str
+    deletable: str
+    dependent: tuple[str, str] | None  # (table, column holding this table's id)
+    cutoff: Callable[[Retention], float | None]
+
+
+_KINDS = (
+    _Kind("messages", "created_at",
+          f"status NOT IN ('queued', 'sending') AND {_KEEP_NEWEST_EVENT}",
+          ("message_events", "message_id"), lambda r: r.messages_before),
+    _Kind("inbound", "received_at", "1", None, lambda r: r.inbound_before),
+    _Kind("webhook_deliveries", "created_at",
+          f"status IN ('delivered', 'failed') AND {_KEEP_NEWEST_ATTEMPT}",
+          ("webhook_attempts", "delivery_id"), lambda r: r.webhook_log_before),
+)
+# Indexed by time, and no id of theirs is handed out or read in order: deleted by time alone.
+_CACHES: tuple[tuple[str, str, Callable[[Retention], float]], ...] = (
+    ("idempotency", "created_at", lambda r: r.idempotency_before),
+    ("recipient_checks", "checked_at", lambda r: r.recipient_checks_before))
+
+
 class RetentionStoreMixin:
     """Mixed into SQLiteStore, which provides `_write_in_thread`."""
 
@@ -41,45 +69,29 @@ class RetentionStoreMixin:
                     after: dict[str, int]) -> dict[str, int]:
         def job(db: sqlite3.Connection) -> dict[str, int]:
             done: dict[str, int] = {}
-            ids = _old(db, "messages", "id", "created_at",
-                       f"status NOT IN ('queued', 'sending') AND {_KEEP_NEWEST_EVENT}",
-                       retention.messages_before, limit, after)
-            db.execute("DELETE FROM message_events WHERE message_id IN "
-                       "(SELECT value FROM json_each(?))", (ids,))
-            done["messages"] = db.execute(
-                "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))",
-                (ids,)).rowcount
-            ids = _old(db, "inbound", "id", "received_at", "1", retention.inbound_before, limit,
-                       after)
-            done["inbound"] = db.execute(
-                "DELETE FROM inbound WHERE id IN (SELECT value FROM json_each(?))",
-                (ids,)).rowcount
-            ids = _old(db, "webhook_deliveries", "id", "created_at",
-                       f"status IN ('delivered', 'failed') AND {_KEEP_NEWEST_ATTEMPT}",
-                       retention.webhook_log_before, limit, after)
-            db.execute("DELETE FROM webhook_attempts WHERE delivery_id IN "
-                       "(SELECT value FROM json_each(?))", (ids,))
-            done["webhook_deliveries"] = db.execute(
-                "DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?))",
-                (ids,)).rowcount
-            # Indexed by time, and no id of theirs is handed out or read in order.
-            done["idempotency"] = db.execute(
-                "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
-                "WHERE created_at < ? LIMIT ?)", (retention.idempotency_before, limit)).rowcount
-            after["idempotency"] = DONE if done["idempotency"] < limit else 0
-            done["recipient_checks"] = db.execute(
-                "DELETE FROM recipient_checks WHERE rowid IN (SELECT rowid FROM "
-                "recipient_checks WHERE checked_at < ? LIMIT ?)",
-                (retention.recipient_checks_before, limit)).rowcount
-            after["recipient_checks"] = DONE if done["recipient_checks"] < limit else 0
+            for kind in _KINDS:
+                ids = _old(db, kind.table, kind.at, kind.deletable, kind.cutoff(retention),
+                           limit, after)
+                if kind.dependent is not None:
+                    table, column = kind.dependent
+                    db.execute(f"DELETE FROM {table} WHERE {column} IN "  # noqa: S608
+                               "(SELECT value FROM json_each(?))", (ids,))
+                done[kind.table] = db.execute(
+                    f"DELETE FROM {kind.table} WHERE id IN "  # noqa: S608
+                    "(SELECT value FROM json_each(?))", (ids,)).rowcount
+            for table, at, cutoff in _CACHES:
+                done[table] = db.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "  # noqa: S608
+                    f"WHERE {at} < ? LIMIT ?)", (cutoff(retention), limit)).rowcount
+                after[table] = DONE if done[table] < limit else 0
             return done
 
         result: dict[str, int] = await self._write_in_thread(job)
         return result
 
 
-def _old(db: sqlite3.Connection, table: str, key: str, at: str, deletable: str,
-         before: float | None, limit: int, after: dict[str, int]) -> str:
+def _old(db: sqlite3.Connection, table: str, at: str, deletable: str, before: float | None,
+         limit: int, after: dict[str, int]) -> str:
     """The keys of the next expired, deletable rows of `table` (a JSON array for `json_each`),
     moving `after[table]` past every row looked at, or to DONE."""
     start = after.get(table, 0)
@@ -87,7 +99,7 @@ def _old(db: sqlite3.Connection, table: str, key: str, at: str, deletable: str,
         after[table] = DONE
         return "[]"
     rows = db.execute(
-        f"SELECT rowid, {key}, {at}, ({deletable}) AND rowid < "  # noqa: S608
+        f"SELECT rowid, id, {at}, ({deletable}) AND rowid < "  # noqa: S608
         f"(SELECT MAX(rowid) FROM {table}) FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
         (start, limit)).fetchall()
     keys = []
