@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Config, load_config
 from gateway.tls import client_context
+from tests.loopback import Loopback
 
 # A simulated WhatsApp fast enough for tests: QR codes rotate in a fraction of a second.
 FAST = {
@@ -57,42 +57,6 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(interval)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's main loop looks at `should_exit` every 0.1 s; the suite starts and stops a few
-    hundred servers, so this one waits for an event instead."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._exit = asyncio.Event()
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)  # the default headers (Date), as uvicorn's first tick sets them
-        await self._exit.wait()
-
-    def exit(self) -> None:
-        self.should_exit = True
-        self._exit.set()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn's shutdown (stop accepting, end connections, wait for their tasks, then the
-        lifespan's shutdown) without its fixed 0.1 s pauses."""
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        deadline = asyncio.get_running_loop().time() + self.config.timeout_graceful_shutdown
-        while (self.server_state.connections or self.server_state.tasks) and \
-                asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.005)
-        for task in self.server_state.tasks:
-            task.cancel()
-        for server in self.servers:
-            await server.wait_closed()
-        await self.lifespan.shutdown()
 
 
 @dataclass
@@ -162,31 +126,18 @@ class Gateway:
     config: Config
     url: str = ""
     client: httpx.AsyncClient = field(init=False)
-    _server: _Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _server: Loopback | None = None
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.config.server.port if self.url else 0))
-        port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        app = create_app(self.config)
-        self._server = _Server(uvicorn.Config(app, log_config=None, lifespan="on",
-                                              timeout_graceful_shutdown=2))
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("server did not start")
-            await asyncio.sleep(0.01)
+        self._server = Loopback(create_app(self.config), lifespan="on")
+        await self._server.start(self.config.server.port if self.url else 0)
+        self.url = self._server.url
         self.client = httpx.AsyncClient(base_url=self.url, timeout=10, verify=client_context())
 
     async def stop(self) -> None:
         await self.client.aclose()
-        if self._server is not None and self._task is not None:
-            self._server.exit()
-            await self._task
+        if self._server is not None:
+            await self._server.stop()
 
     async def restart(self, **env: str) -> None:
         await self.stop()

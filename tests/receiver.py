@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.loopback import Loopback
 
 
 @dataclass
@@ -26,8 +26,7 @@ class Receiver:
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     url: str = ""
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _server: Loopback | None = None
 
     async def _hook(self, request: Request) -> Response:
         body = await request.body()
@@ -41,19 +40,13 @@ class Receiver:
         return PlainTextResponse("ok")
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-        app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        self._server = Loopback(Starlette(routes=[Route("/hook", self._hook, methods=["POST"])]))
+        await self._server.start()
+        self.url = f"{self._server.url}/hook"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._server is not None:
+            await self._server.stop()
 
     def types(self) -> list[str]:
         import json

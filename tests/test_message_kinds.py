@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +19,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.conftest import Gateway, Partner, start_gateway, wait_for
+from tests.loopback import Loopback
 from tests.test_api_partners import assert_error
 from tests.test_delivery import take_offline
 from tests.test_security import services
@@ -59,8 +58,7 @@ class Files:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.url = ""
         self.hits = 0
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: Loopback | None = None
 
     async def _serve(self, request: Request) -> Response:
         self.hits += 1
@@ -87,20 +85,13 @@ class Files:
         return Response(data, media_type=ctype)
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        app = Starlette(routes=[Route("/{name}", self._serve)])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        self._server = Loopback(Starlette(routes=[Route("/{name}", self._serve)]))
+        await self._server.start()
+        self.url = self._server.url
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-            await self._task
+        if self._server is not None:
+            await self._server.stop(force=True)  # "slow" still trickles
 
 
 ENV = {"WAGATE_DELIVERY_MEDIA_ALLOW_PRIVATE": "1", "WAGATE_DELIVERY_MAX_MEDIA_BYTES": "200000",

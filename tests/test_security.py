@@ -25,7 +25,7 @@ TO = "919876543210"
 
 def services(gw: Gateway) -> Services:
     assert gw._server is not None
-    svc: Services = gw._server.config.app.state.services
+    svc: Services = gw._server.app.state.services  # type: ignore[attr-defined]  # ASGIApp
     return svc
 
 
