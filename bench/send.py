@@ -140,6 +140,13 @@ def fsync_rate(directory: Path, seconds: float = 2.0) -> float:
     return count / seconds
 
 
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it)")
@@ -201,6 +208,7 @@ def main() -> None:
             e2e = accepted / (time.monotonic() - started)
             hooks = receiver_state(hook_port, accepted, at_load_end)
         fsyncs = fsync_rate(work)
+        peak_rss = peak_rss_mb(daemon.pid)
         print(json.dumps({"bare": bare_result, "send_url": send_result}, indent=1))
         print(f"bare endpoint:   {bare_result['rps']:8.0f} req/s  p50 {bare_result['p50']:.1f} ms"
               f"  p99 {bare_result['p99']:.1f} ms")
@@ -217,6 +225,7 @@ def main() -> None:
             print(f"  after the load: {hooks['drain']:7.0f} deliveries/s  ({hooks['drained']} "
                   f"delivered after the last send was accepted)")
         print(f"disk fsync rate: {fsyncs:8.0f} /s")
+        print(f"daemon peak RSS: {peak_rss:8.1f} MB")
     finally:
         for proc in (daemon, bare, receiver):
             proc.send_signal(signal.SIGTERM)

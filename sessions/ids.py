@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
+from gateway.ids import RandomHex
+
+_hex18 = RandomHex(9, upper=True)
 
 
 def new_message_id() -> str:
     """3EB0 + 18 upper-case hex digits, as WhatsApp Web clients generate."""
-    return "3EB0" + secrets.token_hex(9).upper()
+    return "3EB0" + _hex18()

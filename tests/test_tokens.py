@@ -1,12 +1,16 @@
-"""Tokens: entropy, shape, checksum, derivation and redaction."""
+"""Tokens and random ids: entropy, shape, checksum, derivation and redaction."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
 
+from gateway.ids import RandomHex
 from gateway.logs import redact_text
+from gateway.store.sqlite_webhooks import new_event_id
 from gateway.tokens import (
     SECRET_FILE,
     TokenVault,
@@ -16,6 +20,7 @@ from gateway.tokens import (
     token_hash,
     well_formed,
 )
+from sessions.ids import new_message_id
 
 
 def test_new_tokens_are_unique_prefixed_and_checksummed() -> None:
@@ -72,3 +77,26 @@ def test_redaction_keeps_prefix_and_last_four() -> None:
     assert f"/wa/dt_…{t[-4:]}/send?…" in out
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/+=="
     assert "MfKQ9r8G" not in redact_text(f"secret {secret} end")
+
+
+def test_message_and_event_ids_are_random_hex_of_whatsapps_shape() -> None:
+    ids = {new_message_id() for _ in range(2000)}  # several refills of the pool
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"3EB0[0-9A-F]{18}", i) for i in ids)
+    assert re.fullmatch(r"evt_[0-9a-f]{24}", new_event_id())
+
+
+def test_a_forked_child_never_repeats_its_parents_next_id() -> None:
+    pool = RandomHex(8)
+    pool()  # the pool is now full in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, pool().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16
+    assert child != pool()

@@ -8,7 +8,6 @@ exactly once, however the process stops.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
+from gateway.ids import RandomHex
 from gateway.store.base import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 T = TypeVar("T")
@@ -33,8 +33,11 @@ _PUMP_SQL = (  # placeholders only: the statuses are bound, not formatted in
 )
 
 
+_hex24 = RandomHex(12)
+
+
 def new_event_id() -> str:
-    return "evt_" + secrets.token_hex(12)
+    return "evt_" + _hex24()
 
 
 def event_body(event_id: str, event_type: str, at: float, data: dict[str, Any]) -> str:
