@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import aiohttp
 import anyio
@@ -114,19 +115,31 @@ class WebhookSender:
 
     async def _deliver(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None,
                        slot: object) -> None:
-        try:
-            await self._attempt(delivery, endpoint)
-        except Exception:
-            log.exception("webhook delivery %s failed unexpectedly", delivery.id)
-        finally:
+        held = True
+
+        def release() -> None:
+            """The slot goes back when the HTTP attempt ends, before its outcome is committed:
+            the row stays leased until then, so it cannot be claimed twice, and the endpoint's
+            next delivery need not wait for this one's commit."""
+            nonlocal held
+            if not held:
+                return
+            held = False
             self._busy[delivery.endpoint_id] -= 1
             if not self._busy[delivery.endpoint_id]:
                 del self._busy[delivery.endpoint_id]
             self._slots.release_on_behalf_of(slot)
             self._wake.set()  # a slot is free: claim the next at once, not at the next poll
 
-    async def _attempt(self, delivery: WebhookDelivery,
-                       endpoint: WebhookEndpoint | None) -> None:
+        try:
+            await self._attempt(delivery, endpoint, release)
+        except Exception:
+            log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+        finally:
+            release()
+
+    async def _attempt(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None,
+                       release: Callable[[], None]) -> None:
         now = time.time()
         if endpoint is None:
             attempt = WebhookAttempt(now, None, 0.0, "endpoint deleted", None)
@@ -165,6 +178,7 @@ class WebhookSender:
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         latency = (time.monotonic() - started) * 1000
+        release()
         attempt = WebhookAttempt(now, status, latency, error, snippet)
         if status is not None and 200 <= status < 300:
             outcome, retry_at = "delivered", None
