@@ -26,12 +26,19 @@ class Receiver:
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     url: str = ""
+    inflight: int = 0
+    peak: int = 0  # the most requests it was answering at once
     _server: Loopback | None = None
 
     async def _hook(self, request: Request) -> Response:
         body = await request.body()
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.inflight += 1
+        self.peak = max(self.peak, self.inflight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.inflight -= 1
         if self.mode == "down":
             return PlainTextResponse("down for maintenance", status_code=503)
         if self.mode == "gone":

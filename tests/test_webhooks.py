@@ -187,6 +187,34 @@ async def test_gone_disables_and_tells_the_other_endpoints(
         await gone.stop()
 
 
+async def test_an_endpoint_never_gets_more_than_per_endpoint_requests_at_once(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """A slot is freed when the HTTP attempt ends, before its outcome commits: the cap still
+    holds, and no delivery is claimed twice meanwhile."""
+    gw = await start_gateway(tmp_path / "d", env={**LOCAL, "WAGATE_WEBHOOKS_PER_ENDPOINT": "2"})
+    try:
+        receiver.delay = 0.05
+        partner = await gw.register()
+        hook = await _hook(partner, receiver.url, events=["webhook.*"])
+        webhook_id = hook["webhook"]["webhook_id"]
+        for _ in range(12):
+            await partner.post(f"/partner/webhooks/{webhook_id}/test")
+        await wait_for(lambda: _async(len(receiver.received) >= 12))
+        assert receiver.peak == 2
+        ids = [r.headers["webhook-id"] for r in receiver.received]
+        assert len(ids) == len(set(ids)) == 12
+
+        async def settled() -> bool:
+            r = await partner.get(f"/partner/webhooks/{webhook_id}/deliveries")
+            return {d["status"] for d in r.json()["deliveries"]} == {"delivered"}
+
+        await wait_for(settled)
+        r = await partner.get(f"/partner/webhooks/{webhook_id}/deliveries")
+        assert [len(d["attempts"]) for d in r.json()["deliveries"]] == [1] * 12
+    finally:
+        await gw.stop()
+
+
 async def test_endpoint_failing_for_too_long_is_disabled(tmp_path: Path,
                                                          receiver: Receiver) -> None:
     gw = await start_gateway(tmp_path / "d", env={**LOCAL, "WAGATE_WEBHOOKS_DISABLE_AFTER": "1"})
