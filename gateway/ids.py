@@ -12,7 +12,7 @@ class RandomHex:
     child never hand out the same string."""
 
     def __init__(self, nbytes: int, upper: bool = False, batch: int = 256) -> None:
-        self.width = nbytes * 2
+        self.nbytes = nbytes
         self.upper = upper
         self.batch = batch
         self._pool: list[str] = []
@@ -22,9 +22,9 @@ class RandomHex:
         try:
             return self._pool.pop()
         except IndexError:
-            raw = os.urandom(self.width // 2 * self.batch).hex()
+            raw = os.urandom(self.nbytes * self.batch).hex()
             if self.upper:
                 raw = raw.upper()
-            w = self.width
+            w = self.nbytes * 2
             self._pool.extend(raw[i:i + w] for i in range(w, len(raw), w))
             return raw[:w]

@@ -35,8 +35,8 @@ def _has(module: str) -> bool:
 
 # Young-generation collections every 20,000 container allocations instead of 700, and a full
 # collection after 100 (not 10) older ones: measured by bench/send.py, send-URL p99 134-139 ms
-# -> 75-80 ms and +12-18 % sends/s at the same peak RSS (80 MB), because full collections of a
-# heap that only grows by caches were the long pauses. docs/performance.md has the runs.
+# -> 75-83 ms and +12-18 % sends/s at the same peak RSS (80 MB): full collections walking the
+# whole heap were the long pauses. docs/performance.md has the runs.
 GC_THRESHOLDS = (20_000, 50, 100)
 
 

@@ -21,7 +21,6 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import aiohttp
 import anyio
@@ -118,9 +117,6 @@ class WebhookSender:
         held = True
 
         def release() -> None:
-            """The slot goes back when the HTTP attempt ends, before its outcome is committed:
-            the row stays leased until then, so it cannot be claimed twice, and the endpoint's
-            next delivery need not wait for this one's commit."""
             nonlocal held
             if not held:
                 return
@@ -132,20 +128,23 @@ class WebhookSender:
             self._wake.set()  # a slot is free: claim the next at once, not at the next poll
 
         try:
-            await self._attempt(delivery, endpoint, release)
+            attempt, outcome, retry_at = await self._request(delivery, endpoint)
+            # The slot goes back when the HTTP attempt ends, before its outcome commits: the
+            # row stays leased until then, so it cannot be claimed twice, and the endpoint's
+            # next delivery need not wait for this one's commit.
+            release()
+            await self._settle(delivery, attempt, outcome, retry_at)
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery.id)
         finally:
             release()
 
-    async def _attempt(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None,
-                       release: Callable[[], None]) -> None:
+    async def _request(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None
+                       ) -> tuple[WebhookAttempt, str, float | None]:
+        """One signed POST: the attempt for the log, its outcome and when to try again."""
         now = time.time()
         if endpoint is None:
-            attempt = WebhookAttempt(now, None, 0.0, "endpoint deleted", None)
-            await self.store.finish_attempt(delivery, attempt, outcome="failed", retry_at=None,
-                                            disable_after=self.settings.disable_after)
-            return
+            return WebhookAttempt(now, None, 0.0, "endpoint deleted", None), "failed", None
         secrets = [self._secret(endpoint.secret_nonce)]
         if endpoint.prev_secret_nonce and (endpoint.prev_secret_until or 0) > now:
             secrets.append(self._secret(endpoint.prev_secret_nonce))
@@ -178,17 +177,18 @@ class WebhookSender:
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         latency = (time.monotonic() - started) * 1000
-        release()
         attempt = WebhookAttempt(now, status, latency, error, snippet)
-        if status is not None and 200 <= status < 300:
-            outcome, retry_at = "delivered", None
-        elif status == 410:
-            outcome, retry_at = "gone", None
-        else:
-            outcome, retry_at = "failed", self._next_try(delivery.attempts, retry_after)
+        ok = status is not None and 200 <= status < 300
         if self.metrics is not None:
-            self.metrics.webhook_attempts.labels(
-                "delivered" if outcome == "delivered" else "failed").inc()
+            self.metrics.webhook_attempts.labels("delivered" if ok else "failed").inc()
+        if ok:
+            return attempt, "delivered", None
+        if status == 410:
+            return attempt, "gone", None
+        return attempt, "failed", self._next_try(delivery.attempts, retry_after)
+
+    async def _settle(self, delivery: WebhookDelivery, attempt: WebhookAttempt, outcome: str,
+                      retry_at: float | None) -> None:
         disabled = await self.store.finish_attempt(
             delivery, attempt, outcome=outcome, retry_at=retry_at,
             disable_after=self.settings.disable_after)
